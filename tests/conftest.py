@@ -1,0 +1,65 @@
+"""Shared fixtures: real assets from ../shared/assets, an isolated Prefect, a fresh lake."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+ASSETS = Path(os.environ.get("VIDEOMDM_ASSETS", Path(__file__).resolve().parents[2] / "shared" / "assets"))
+VIDEOS = ASSETS / "videos"
+SAMPLE_VIDEOS = ("sports2d_demo.mp4", "mgt_dancer.avi")
+
+
+def _need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path} is absent: these tests need the shared assets (set VIDEOMDM_ASSETS)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def assets() -> Path:
+    return _need(ASSETS)
+
+
+@pytest.fixture(scope="session")
+def videos_dir() -> Path:
+    return _need(VIDEOS)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prefect_home(tmp_path_factory) -> Path:
+    """Each test session gets its own Prefect home (database, settings): no shared state."""
+    home = tmp_path_factory.mktemp("prefect_home")
+    os.environ["PREFECT_HOME"] = str(home)
+    return home
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(prefect_home):
+    """One real temporary Prefect server for the in-process flow tests."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def lake_root(tmp_path) -> str:
+    return str(tmp_path / "lake")
+
+
+@pytest.fixture
+def sample_copy(tmp_path, videos_dir) -> Path:
+    """A private copy of the sample videos (tests rename and add files)."""
+    dst = tmp_path / "videos"
+    dst.mkdir()
+    for name in SAMPLE_VIDEOS:
+        shutil.copy(videos_dir / name, dst / name)
+    return dst

@@ -1,0 +1,94 @@
+"""Probe a video with PyAV: stream metadata, and decode its first and last frames.
+
+Decoding both ends catches a truncated upload at ingest time rather than three stages later.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import IO
+
+import av
+
+log = logging.getLogger(__name__)
+
+
+class VideoProbeError(ValueError):
+    """The file is not a decodable video; the message says why."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    fps: float
+    frame_count: int
+    duration_s: float
+    width: int  # as stored (before rotation)
+    height: int
+    codec: str
+    rotation: int  # degrees to rotate clockwise for upright display (0, 90, 180, 270)
+
+
+def probe_video(source: str | IO[bytes]) -> VideoInfo:
+    """Metadata of the first video stream; raises ``VideoProbeError`` when it can't be decoded."""
+    try:
+        with av.open(source, mode="r", metadata_errors="ignore") as container:
+            if not container.streams.video:
+                raise VideoProbeError("no video stream")
+            stream = container.streams.video[0]
+            first = _first_frame(container, stream)
+            info = _stream_info(container, stream, first)
+            _check_last_frame(container, stream, info)
+            return info
+    except VideoProbeError:
+        raise
+    except (av.FFmpegError, OSError, EOFError, ValueError) as e:
+        raise VideoProbeError(f"{type(e).__name__}: {e}") from None
+
+
+def _first_frame(container: av.container.InputContainer, stream: av.VideoStream) -> av.VideoFrame:
+    for frame in container.decode(stream):
+        return frame
+    raise VideoProbeError("no frame could be decoded")
+
+
+def _stream_info(container, stream, first: av.VideoFrame) -> VideoInfo:
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    fps = float(rate) if rate else 0.0
+    if stream.duration is not None and stream.time_base is not None:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        duration = container.duration / av.time_base
+    else:
+        duration = 0.0
+    frames = int(stream.frames or 0) or int(round(duration * fps))
+    if fps <= 0 or frames <= 0:
+        raise VideoProbeError(f"no usable frame rate or length (fps={fps}, frames={frames})")
+    rotation = int(round(-(first.rotation or 0))) % 360  # PyAV: counter-clockwise degrees
+    return VideoInfo(
+        fps=fps,
+        frame_count=frames,
+        duration_s=duration or frames / fps,
+        width=int(stream.codec_context.width or first.width),
+        height=int(stream.codec_context.height or first.height),
+        codec=stream.codec_context.name,
+        rotation=rotation,
+    )
+
+
+def _check_last_frame(container, stream, info: VideoInfo) -> None:
+    """Seek close to the declared end and decode to it; a truncated file has nothing there."""
+    if info.duration_s <= 1.0 / info.fps * 2:
+        return
+    target_s = max(0.0, info.duration_s - 2.0)
+    container.seek(int(target_s / stream.time_base), stream=stream, backward=True)
+    last_t = None
+    for frame in container.decode(stream):
+        if frame.time is not None:
+            last_t = frame.time
+    # the last decoded frame must reach the final second of the declared duration
+    if last_t is None or last_t < info.duration_s - 1.0 - 2.0 / info.fps:
+        got = "nothing" if last_t is None else f"{last_t:.2f} s"
+        raise VideoProbeError(
+            f"truncated: declared {info.duration_s:.2f} s but decoding near the end reached {got}"
+        )

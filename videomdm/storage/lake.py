@@ -1,0 +1,228 @@
+"""The lake: Delta tables under one root URI, written idempotently, one commit per write.
+
+Small tables are written by merge on their key (``streamed_exec=False``: measured 0.55 s vs
+3.7 s for a one-file merge). Big tables only ever grow by appends; a merge scattered over a big
+table rewrites every file it touches (measured: a 10k-row upsert over 10M rows rewrote 2.1 GB).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
+
+from videomdm.storage.schemas import TABLES, TableSpec, spec
+
+log = logging.getLogger(__name__)
+
+_COMMIT_RETRIES = 8
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    name: str
+    version: int | None  # None: not created yet
+    rows: int
+    last_commit: datetime | None
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Lake:
+    """A lake root (local folder or object-store URI) and its tables."""
+
+    def __init__(self, root: str, storage_options: Mapping[str, str] | None = None):
+        self.root = root.rstrip("/")
+        self.storage_options = dict(storage_options or {}) or None
+        self.local = "://" not in self.root or self.root.startswith("file://")
+        if self.local:
+            self.root = str(Path(self.root.removeprefix("file://")).expanduser().resolve())
+
+    def __repr__(self) -> str:
+        return f"Lake({self.root!r})"
+
+    def uri(self, name: str) -> str:
+        return f"{self.root}/{spec(name).name}"
+
+    # -- reading ---------------------------------------------------------------------------
+    def table(self, name: str, version: int | None = None) -> DeltaTable | None:
+        """The Delta table at ``version`` (latest when None), or None if it does not exist yet."""
+        try:
+            return DeltaTable(self.uri(name), version=version, storage_options=self.storage_options)
+        except TableNotFoundError:
+            return None
+
+    def version(self, name: str) -> int | None:
+        dt = self.table(name)
+        return None if dt is None else dt.version()
+
+    def files(self, name: str, version: int | None = None) -> list[str]:
+        """Parquet files of the snapshot: what DuckDB scans directly (no Arrow dataset between)."""
+        dt = self.table(name, version)
+        return [] if dt is None else dt.file_uris()
+
+    def read(self, name: str, version: int | None = None, columns: list[str] | None = None):
+        """The whole table (small tables) as an Arrow table, empty with the schema if missing."""
+        dt = self.table(name, version)
+        if dt is None:
+            s = spec(name).schema
+            return (s if columns is None else pa.schema([s.field(c) for c in columns])).empty_table()
+        return dt.to_pyarrow_table(columns=columns)
+
+    def info(self, name: str) -> TableInfo:
+        dt = self.table(name)
+        if dt is None:
+            return TableInfo(name, None, 0, None)
+        adds = pa.table(dt.get_add_actions(flatten=True))  # arro3 -> pyarrow, zero-copy
+        rows = int(pc.sum(adds.column("num_records")).as_py() or 0) if adds.num_rows else 0
+        ts = dt.history(1)[0].get("timestamp")
+        last = datetime.fromtimestamp(ts / 1000, timezone.utc) if ts else None
+        return TableInfo(name, dt.version(), rows, last)
+
+    # -- writing ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _lock(self, name: str) -> Iterator[None]:
+        """Serialise writers of one table on a local lake.
+
+        Delta's optimistic concurrency already rejects conflicting commits, but two merges that
+        both insert the same new key read disjoint snapshots and can both succeed; on a local
+        lake an flock closes that gap. Object stores rely on the commit retry below.
+        """
+        if not self.local:
+            yield
+            return
+        lock_dir = Path(self.root) / "_locks"
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        with open(lock_dir / f"{name}.lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def ensure(self, name: str) -> DeltaTable:
+        """Open the table, creating it empty with its declared schema if missing."""
+        dt = self.table(name)
+        if dt is not None:
+            return dt
+        s = spec(name)
+        try:
+            return DeltaTable.create(
+                self.uri(name),
+                s.schema,
+                mode="ignore",
+                name=s.name,
+                description=s.description,
+                storage_options=self.storage_options,
+                commit_properties=_props("create", {}),
+            )
+        except Exception:  # lost a creation race on an object store: the table exists now
+            dt = self.table(name)
+            if dt is None:
+                raise
+            return dt
+
+    def merge(
+        self, name: str, rows: pa.Table, operation: str, metadata: Mapping[str, Any] | None = None
+    ) -> int | None:
+        """Upsert ``rows`` into a small table on its key in one commit; returns the new version."""
+        s = spec(name)
+        if s.big:
+            raise ValueError(f"{name} is a big table: append to it, never merge (see DESIGN.md)")
+        if rows.num_rows == 0:
+            return self.version(name)
+        rows = conform(s, rows)
+        on = " AND ".join(f"t.{k} = s.{k}" for k in s.key)
+        with self._lock(name):
+            for attempt in range(_COMMIT_RETRIES):
+                dt = self.ensure(name)
+                try:
+                    (
+                        dt.merge(
+                            rows,
+                            predicate=on,
+                            source_alias="s",
+                            target_alias="t",
+                            streamed_exec=False,
+                            commit_properties=_props(operation, metadata),
+                        )
+                        .when_matched_update_all()
+                        .when_not_matched_insert_all()
+                        .execute()
+                    )
+                    return dt.version()
+                except CommitFailedError:
+                    log.warning("commit conflict on %s (attempt %d); retrying", name, attempt + 1)
+                    time.sleep(0.05 * 2**attempt)
+        raise RuntimeError(f"could not commit to {name} after {_COMMIT_RETRIES} attempts")
+
+    def append(
+        self,
+        name: str,
+        data: pa.Table | pa.RecordBatchReader,
+        operation: str,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Append to a table in one commit (a RecordBatchReader streams: bounded memory)."""
+        s = spec(name)
+        if isinstance(data, pa.Table):
+            data = conform(s, data)
+        with self._lock(name):
+            self.ensure(name)
+            write_deltalake(
+                self.uri(name),
+                data,
+                mode="append",
+                storage_options=self.storage_options,
+                commit_properties=_props(operation, metadata),
+            )
+            dt = self.table(name)
+            assert dt is not None
+            return dt.version()
+
+    def delete(self, name: str, predicate: str, operation: str) -> None:
+        """Delete rows matching a SQL predicate (used to clear unmarked partial output)."""
+        with self._lock(name):
+            dt = self.table(name)
+            if dt is not None:
+                dt.delete(predicate, commit_properties=_props(operation, {}))
+
+
+def conform(s: TableSpec, rows: pa.Table) -> pa.Table:
+    """Select and cast ``rows`` to the table's declared schema; missing columns become null."""
+    cols = []
+    for f in s.schema:
+        if f.name in rows.column_names:
+            cols.append(rows.column(f.name).cast(f.type))
+        else:
+            cols.append(pa.nulls(rows.num_rows, f.type))
+    return pa.Table.from_arrays(cols, schema=s.schema)
+
+
+def rows_to_table(name: str, rows: list[dict[str, Any]]) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=spec(name).schema)
+
+
+def _props(operation: str, metadata: Mapping[str, Any] | None) -> CommitProperties:
+    # delta-rs owns the plain "operation" key; ours are namespaced.
+    meta = {"videomdm.operation": operation, "videomdm.user": os.environ.get("USER", "")}
+    meta.update({f"videomdm.{k}": str(v) for k, v in (metadata or {}).items() if v is not None})
+    return CommitProperties(custom_metadata=meta, max_commit_retries=_COMMIT_RETRIES)
+
+
+def all_tables() -> list[str]:
+    return list(TABLES)
