@@ -12,7 +12,9 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-ASSETS = Path(os.environ.get("VIDEOMDM_ASSETS", Path(__file__).resolve().parents[2] / "shared" / "assets"))
+ASSETS = Path(
+    os.environ.get("VIDEOMDM_ASSETS", Path(__file__).resolve().parents[2] / "shared" / "assets")
+)
 VIDEOS = ASSETS / "videos"
 SAMPLE_VIDEOS = ("sports2d_demo.mp4", "mgt_dancer.avi")
 

@@ -30,8 +30,13 @@ def test_two_concurrent_ingests_leave_no_duplicates(sample_copy, tmp_path):
     lake = tmp_path / "lake"
     env = {**os.environ, "VIDEOMDM_LAKE": str(lake)}
     procs = [
-        subprocess.Popen(CLI + ["ingest", str(sample_copy), "-c", "same"], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(
+            CLI + ["ingest", str(sample_copy), "-c", "same"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         for _ in range(2)
     ]
     outs = [p.communicate(timeout=300)[0] for p in procs]
@@ -66,8 +71,16 @@ def test_sql_json_keeps_lists_as_arrays(tmp_path):
     from videomdm.storage.lake import rows_to_table
 
     lake = tmp_path / "lake"
-    row = {"video_id": "a", "extractor": "e", "track_id": 3, "frame": 7, "bbox": [1, 2, 3, 4],
-           "kp_x": [1.5] * 17, "kp_y": [2.5] * 17, "kp_score": [0.5] * 17}
+    row = {
+        "video_id": "a",
+        "extractor": "e",
+        "track_id": 3,
+        "frame": 7,
+        "bbox": [1, 2, 3, 4],
+        "kp_x": [1.5] * 17,
+        "kp_y": [2.5] * 17,
+        "kp_score": [0.5] * 17,
+    }
     Lake(str(lake)).append("keypoints", rows_to_table("keypoints", [row]), "test")
     out = _sql_json(lake, "select track_id, bbox, kp_x from keypoints")
     assert out == [{"track_id": 3, "bbox": [1.0, 2.0, 3.0, 4.0], "kp_x": [1.5] * 17}]

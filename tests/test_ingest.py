@@ -23,11 +23,23 @@ def test_ingests_both_sample_videos(sample_copy, lake_root):
     assert summary["new"] == 2 and summary["failed"] == 0
     rows = {r["filename"]: r for r in _videos(lake_root)}
     sports, dancer = rows["sports2d_demo.mp4"], rows["mgt_dancer.avi"]
-    assert (sports["width"], sports["height"], sports["fps"], sports["frame_count"]) == (1768, 994, 30.0, 230)
+    assert (sports["width"], sports["height"], sports["fps"], sports["frame_count"]) == (
+        1768,
+        994,
+        30.0,
+        230,
+    )
     assert sports["codec"] == "vp9" and sports["status"] == "ok"
-    assert (dancer["width"], dancer["height"], dancer["fps"], dancer["frame_count"]) == (518, 496, 25.0, 1572)
+    assert (dancer["width"], dancer["height"], dancer["fps"], dancer["frame_count"]) == (
+        518,
+        496,
+        25.0,
+        1572,
+    )
     assert abs(dancer["duration_s"] - 62.88) < 0.05
-    assert all(len(r["video_id"]) == 16 and r["sha256"].startswith(r["video_id"]) for r in rows.values())
+    assert all(
+        len(r["video_id"]) == 16 and r["sha256"].startswith(r["video_id"]) for r in rows.values()
+    )
 
 
 def test_rerun_adds_nothing(sample_copy, lake_root):
@@ -65,8 +77,21 @@ def _make_bad_files(folder, videos_dir):
     (folder / "head100k.mp4").write_bytes((videos_dir / "sports2d_demo.mp4").read_bytes()[:100_000])
     (folder / "notes.mp4").write_text("this is not a video\n")
     subprocess.run(
-        ["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=64x48",
-         "-frames:v", "1", str(folder / "picture.png")], check=True)
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=64x48",
+            "-frames:v",
+            "1",
+            str(folder / "picture.png"),
+        ],
+        check=True,
+    )
     shutil.copy(folder / "picture.png", folder / "picture.avi")
     (folder / "broken_link.mp4").symlink_to(folder / "does_not_exist.mp4")
     locked = folder / "locked.mkv"

@@ -54,8 +54,16 @@ def test_query_at_earlier_version_returns_earlier_rows(lake_root):
 
 def test_fixed_size_lists_come_back_as_arrays(lake_root):
     lake = Lake(lake_root)
-    row = {"video_id": "a", "extractor": "e", "track_id": 1, "frame": 0, "bbox": [1, 2, 3, 4],
-           "kp_x": [float(i) for i in range(17)], "kp_y": [0.0] * 17, "kp_score": [1.0] * 17}
+    row = {
+        "video_id": "a",
+        "extractor": "e",
+        "track_id": 1,
+        "frame": 0,
+        "bbox": [1, 2, 3, 4],
+        "kp_x": [float(i) for i in range(17)],
+        "kp_y": [0.0] * 17,
+        "kp_score": [1.0] * 17,
+    }
     lake.append("keypoints", rows_to_table("keypoints", [row]), "test")
     out = run_sql(lake, "select kp_x[17] as last, typeof(kp_x) as ty from keypoints").to_pylist()
     assert out == [{"last": 16.0, "ty": "FLOAT[17]"}]
@@ -68,8 +76,14 @@ def test_empty_tables_are_queryable(lake_root):
 
 @pytest.mark.parametrize(
     "sql",
-    ["DELETE FROM videos", "CREATE TABLE x (a INT)", "DROP VIEW videos",
-     "COPY (SELECT 1) TO '/tmp/x.csv'", "ATTACH 'x.db'", "SELECT 1; DELETE FROM videos"],
+    [
+        "DELETE FROM videos",
+        "CREATE TABLE x (a INT)",
+        "DROP VIEW videos",
+        "COPY (SELECT 1) TO '/tmp/x.csv'",
+        "ATTACH 'x.db'",
+        "SELECT 1; DELETE FROM videos",
+    ],
 )
 def test_sql_refuses_writes(lake_root, sql):
     with pytest.raises(ReadOnlyError, match="read-only"):

@@ -19,7 +19,9 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 
 from videomdm.config import Settings, SettingsError, get_settings  # noqa: E402
 
-app = typer.Typer(help="VideoMDM: 3D human motion learned from ordinary video.", no_args_is_help=True)
+app = typer.Typer(
+    help="VideoMDM: 3D human motion learned from ordinary video.", no_args_is_help=True
+)
 console = Console()
 err = Console(stderr=True)
 
@@ -87,7 +89,9 @@ def _parse_at(values: list[str]) -> dict[str, int]:
     for v in values:
         name, sep, version = v.partition("=")
         if not sep or not version.strip().isdigit():
-            raise typer.BadParameter(f"{v!r}: expected TABLE=VERSION, e.g. videos=3", param_hint="--at")
+            raise typer.BadParameter(
+                f"{v!r}: expected TABLE=VERSION, e.g. videos=3", param_hint="--at"
+            )
         at[name.strip()] = int(version)
     return at
 
@@ -96,7 +100,9 @@ def _parse_at(values: list[str]) -> dict[str, int]:
 def sql(
     query: Annotated[str, typer.Argument(help="A read-only SQL query (DuckDB dialect).")],
     at: Annotated[list[str], typer.Option("--at", help="Pin a table: TABLE=VERSION.")] = [],  # noqa: B006
-    fmt: Annotated[OutFormat, typer.Option("--format", "-f", help="Output format.")] = OutFormat.table,
+    fmt: Annotated[
+        OutFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = OutFormat.table,
 ):
     """Query the lake with DuckDB; every table is a view (optionally at a past version)."""
     from videomdm.storage import get_lake, run_sql

@@ -80,7 +80,9 @@ class Lake:
         dt = self.table(name, version)
         if dt is None:
             s = spec(name).schema
-            return (s if columns is None else pa.schema([s.field(c) for c in columns])).empty_table()
+            return (
+                s if columns is None else pa.schema([s.field(c) for c in columns])
+            ).empty_table()
         return dt.to_pyarrow_table(columns=columns)
 
     def info(self, name: str) -> TableInfo:

@@ -50,9 +50,7 @@ def connect(lake: Lake, at: Mapping[str, int] | None = None) -> duckdb.DuckDBPyC
 
 
 def _create_view(con: duckdb.DuckDBPyConnection, s: TableSpec, files: list[str]) -> None:
-    casts = ", ".join(
-        f"CAST({c} AS FLOAT[{n}]) AS {c}" for c, n in s.fixed_sizes.items()
-    )
+    casts = ", ".join(f"CAST({c} AS FLOAT[{n}]) AS {c}" for c, n in s.fixed_sizes.items())
     select = f"* REPLACE ({casts})" if casts else "*"
     if files:
         file_list = ", ".join("'" + f.replace("'", "''") + "'" for f in files)

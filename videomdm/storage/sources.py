@@ -94,13 +94,18 @@ def _caption_from_csv(text: str, filename: str) -> str | None:
     if not rows:
         return None
     header = [c.strip().lower() for c in rows[0]]
-    file_col = next((header.index(c) for c in ("file", "filename", "video", "path") if c in header), None)
+    file_col = next(
+        (header.index(c) for c in ("file", "filename", "video", "path") if c in header), None
+    )
     text_col = next((header.index(c) for c in ("caption", "text", "label") if c in header), None)
     if file_col is None or text_col is None:
         file_col, text_col = 0, 1
     else:
         rows = rows[1:]
     for row in rows:
-        if len(row) > max(file_col, text_col) and posixpath.basename(row[file_col].strip()) == filename:
+        if (
+            len(row) > max(file_col, text_col)
+            and posixpath.basename(row[file_col].strip()) == filename
+        ):
             return row[text_col].strip() or None
     return None

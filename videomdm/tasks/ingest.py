@@ -43,8 +43,12 @@ def load_known(lake_root: str, storage_options: dict[str, str] | None = None) ->
     """Rows already in ``videos``, by uri."""
     t = Lake(lake_root, storage_options).read("videos")
     return {
-        r["uri"]: Known(r["video_id"], r["uri"], r["size_bytes"], r["mtime"], r["collection"], r["status"])
-        for r in t.select(["video_id", "uri", "size_bytes", "mtime", "collection", "status"]).to_pylist()
+        r["uri"]: Known(
+            r["video_id"], r["uri"], r["size_bytes"], r["mtime"], r["collection"], r["status"]
+        )
+        for r in t.select(
+            ["video_id", "uri", "size_bytes", "mtime", "collection", "status"]
+        ).to_pylist()
     }
 
 
