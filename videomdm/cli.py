@@ -22,8 +22,9 @@ from videomdm.config import Settings, SettingsError, get_settings  # noqa: E402
 app = typer.Typer(
     help="VideoMDM: 3D human motion learned from ordinary video.", no_args_is_help=True
 )
-console = Console()
-err = Console(stderr=True)
+# rich wraps to 80 columns when output is not a terminal; tables read better wider in logs
+console = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
 class OutFormat(str, Enum):
