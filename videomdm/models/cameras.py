@@ -1,0 +1,204 @@
+"""Pinhole cameras, random viewpoints around a subject, and a detector-like 2D noise model.
+
+Conventions (everything else in the project relies on them):
+- camera frame is OpenCV's: x right, y down, z forward (depth);
+- extrinsics map world to camera, ``X_cam = R @ X_world + t`` (R ``(3, 3)``, t ``(3,)``);
+- normalised image coordinates are ``u = (x / z, y / z)``; pixels are ``K`` applied to them,
+  with intrinsics fx, fy, cx, cy.
+
+``project``, ``world_to_camera``, ``backproject_rays``, ``to_normalised`` and ``to_pixels``
+accept numpy arrays and torch tensors alike (the losses project through them).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from videomdm.models.skeleton import FLIP_PERM, NUM_JOINTS
+
+# Horizontal field of view assumed when a video carries no focal length: 60 degrees is
+# typical of phone main cameras and webcams (26-28 mm equivalent is 65-75 deg; 60 is a
+# middle ground that errs towards the narrower consumer lenses).
+DEFAULT_HFOV_DEG = 60.0
+
+
+@dataclass(frozen=True)
+class Intrinsics:
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    width: int
+    height: int
+
+    @classmethod
+    def from_fov(cls, width: int, height: int, fov_deg: float = DEFAULT_HFOV_DEG) -> Intrinsics:
+        """Square pixels, principal point at the image centre, horizontal FOV ``fov_deg``."""
+        if not 0.0 < fov_deg < 180.0:
+            raise ValueError(f"fov_deg must be in (0, 180), got {fov_deg}")
+        f = 0.5 * width / math.tan(math.radians(fov_deg) / 2.0)
+        return cls(f, f, width / 2.0, height / 2.0, int(width), int(height))
+
+    @property
+    def K(self) -> np.ndarray:  # noqa: N802 - the usual name
+        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
+
+
+def _fxfycxcy(K: Intrinsics | Any) -> tuple[float, float, float, float]:  # noqa: N803
+    if isinstance(K, Intrinsics):
+        return K.fx, K.fy, K.cx, K.cy
+    k = np.asarray(K, dtype=np.float64)
+    return float(k[0, 0]), float(k[1, 1]), float(k[0, 2]), float(k[1, 2])
+
+
+def _is_torch(x: Any) -> bool:
+    return type(x).__module__.startswith("torch")
+
+
+def to_normalised(px: Any, K: Intrinsics | Any) -> Any:  # noqa: N803
+    """Pixels ``(..., 2)`` to normalised image coordinates ``(..., 2)``."""
+    fx, fy, cx, cy = _fxfycxcy(K)
+    out = px * 1.0  # a float copy for numpy and torch alike
+    out[..., 0] = (px[..., 0] - cx) / fx
+    out[..., 1] = (px[..., 1] - cy) / fy
+    return out
+
+
+def to_pixels(u: Any, K: Intrinsics | Any) -> Any:  # noqa: N803
+    """Normalised image coordinates ``(..., 2)`` to pixels ``(..., 2)``."""
+    fx, fy, cx, cy = _fxfycxcy(K)
+    out = u * 1.0
+    out[..., 0] = u[..., 0] * fx + cx
+    out[..., 1] = u[..., 1] * fy + cy
+    return out
+
+
+def project(X_cam: Any, min_depth: float = 1e-3) -> tuple[Any, Any]:  # noqa: N803
+    """Camera-frame points ``(..., 3)`` to normalised coordinates ``(..., 2)`` and a validity
+    mask ``(...,)`` (depth above ``min_depth``). Depth is clamped at ``min_depth`` so points
+    behind the camera give finite values (and finite gradients); mask them out."""
+    z = X_cam[..., 2:3]
+    return X_cam[..., :2] / z.clip(min=min_depth), X_cam[..., 2] > min_depth
+
+
+def world_to_camera(X: Any, R: Any, t: Any) -> Any:  # noqa: N803
+    """``X_cam = R @ X + t`` for points ``(..., J, 3)``; R ``(..., 3, 3)``, t ``(..., 3)``
+    broadcast over the leading dimensions."""
+    return X @ R.swapaxes(-1, -2) + t[..., None, :]
+
+
+def backproject_rays(u: Any) -> Any:
+    """Normalised coordinates ``(..., 2)`` to unit ray directions in the camera frame
+    ``(..., 3)``: the ray through ``u`` is ``s * d`` for depths ``s > 0``."""
+    if _is_torch(u):
+        import torch
+
+        d = torch.cat([u, torch.ones_like(u[..., :1])], dim=-1)
+        return d / torch.linalg.norm(d, dim=-1, keepdim=True)
+    u_np = np.asarray(u, dtype=np.float64)
+    d_np = np.concatenate([u_np, np.ones_like(u_np[..., :1])], axis=-1)
+    return d_np / np.linalg.norm(d_np, axis=-1, keepdims=True)
+
+
+def look_at(
+    eye: np.ndarray, target: np.ndarray, up: tuple[float, float, float] = (0.0, 1.0, 0.0)
+) -> tuple[np.ndarray, np.ndarray]:
+    """Extrinsics of a camera at ``eye`` looking at ``target``, world ``up`` appearing up in
+    the image. ``eye``/``target`` ``(..., 3)``; returns R ``(..., 3, 3)``, t ``(..., 3)``."""
+    eye = np.asarray(eye, dtype=np.float64)
+    z = np.asarray(target, dtype=np.float64) - eye
+    z = z / np.linalg.norm(z, axis=-1, keepdims=True)
+    x = np.cross(z, np.broadcast_to(np.asarray(up, dtype=np.float64), z.shape))  # right
+    norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    if np.any(norm < 1e-9):
+        raise ValueError("look_at: viewing direction is parallel to up")
+    x = x / norm
+    y = np.cross(z, x)  # down
+    R = np.stack([x, y, z], axis=-2)  # noqa: N806 - rows are the camera axes in world
+    t = -np.einsum("...ij,...j->...i", R, eye)
+    return R, t
+
+
+def sample_cameras(
+    n: int,
+    rng: np.random.Generator,
+    azimuth: tuple[float, float] = (0.0, 360.0),
+    elevation_deg: tuple[float, float] = (-5.0, 30.0),
+    distance_m: tuple[float, float] = (2.0, 10.0),
+    target: np.ndarray | tuple[float, float, float] = (0.0, 1.0, 0.0),
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` cameras on a sphere around ``target`` (``(3,)`` or ``(n, 3)``, world, Y up), each
+    looking at it: azimuth (deg, about +Y from +Z), elevation (deg, above the target's
+    horizontal plane) and distance (m) drawn uniformly. Returns R ``(n, 3, 3)``, t ``(n, 3)``."""
+    for name, (lo, hi) in {"azimuth": azimuth, "elevation_deg": elevation_deg,
+                           "distance_m": distance_m}.items():  # fmt: skip
+        if hi < lo:
+            raise ValueError(f"{name} range must be (low, high), got {(lo, hi)}")
+    if not -90.0 < elevation_deg[0] <= elevation_deg[1] < 90.0 or distance_m[0] <= 0.0:
+        raise ValueError("elevation must lie inside (-90, 90) deg and distance be positive")
+    az = np.radians(rng.uniform(*azimuth, size=n))
+    el = np.radians(rng.uniform(*elevation_deg, size=n))
+    dist = rng.uniform(*distance_m, size=n)
+    offset = np.stack([np.cos(el) * np.sin(az), np.sin(el), np.cos(el) * np.cos(az)], axis=-1)
+    tgt = np.broadcast_to(np.asarray(target, dtype=np.float64), (n, 3))
+    return look_at(tgt + dist[:, None] * offset, tgt)
+
+
+# --- detector-like 2D noise -------------------------------------------------------------
+
+# COCO keypoint OKS sigmas: how loosely annotators (and detectors) place each joint.
+COCO_SIGMAS = np.array(
+    [0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062, 0.107,
+     0.107, 0.087, 0.087, 0.089, 0.089]
+)  # fmt: skip
+# left/right groups a detector confuses as a whole: arms (elbow, wrist), legs (knee, ankle)
+SWAP_GROUPS: tuple[tuple[int, ...], ...] = ((7, 9), (13, 15))
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    jitter_px: float = 4.0  # mean Gaussian std per coordinate, scaled per joint by COCO_SIGMAS
+    focal_px: float = 1000.0  # pixel-equivalent: normalised noise = pixel noise / focal_px
+    outlier_prob: float = 0.01  # per point: a gross error of outlier_px std
+    outlier_px: float = 40.0
+    swap_prob: float = 0.02  # per frame and limb group: left/right limbs exchanged
+    dropout_prob: float = 0.03  # per point: lost (score near 0, position scattered)
+    score_max: float = 0.95  # score of a perfect detection
+    score_err_px: float = 12.0  # error (px) at which the score falls to score_max * e^-0.5
+
+
+def add_2d_noise(
+    u: np.ndarray, rng: np.random.Generator, cfg: NoiseConfig = NoiseConfig()
+) -> tuple[np.ndarray, np.ndarray]:
+    """Corrupt clean normalised keypoints ``(T, 17, 2)`` like a 2D pose detector would.
+
+    Returns noisy keypoints ``(T, 17, 2)`` and confidences ``(T, 17)`` in [0, 1] that match
+    the damage: a point's score falls with its actual error (jitter, outlier or swap), and
+    dropped points score below 0.05.
+    """
+    u = np.asarray(u, dtype=np.float64)
+    if u.ndim != 3 or u.shape[1:] != (NUM_JOINTS, 2):
+        raise ValueError(f"expected keypoints (T, {NUM_JOINTS}, 2), got {u.shape}")
+    n_frames = u.shape[0]
+    px = u * cfg.focal_px  # (T, 17, 2) pixel-equivalent
+    noisy = px.copy()
+    for group in SWAP_GROUPS:
+        swap = np.flatnonzero(rng.random(n_frames) < cfg.swap_prob)  # frames swapped
+        idx = np.array(list(group) + [FLIP_PERM[j] for j in group])
+        partner = np.array([FLIP_PERM[j] for j in group] + list(group))
+        noisy[np.ix_(swap, idx)] = px[np.ix_(swap, partner)]
+    sigma = cfg.jitter_px * COCO_SIGMAS / COCO_SIGMAS.mean()  # (17,)
+    noisy += rng.normal(size=px.shape) * sigma[None, :, None]
+    outlier = rng.random(px.shape[:2]) < cfg.outlier_prob
+    noisy += outlier[..., None] * rng.normal(scale=cfg.outlier_px, size=px.shape)
+    err = np.linalg.norm(noisy - px, axis=-1)  # (T, 17)
+    score = cfg.score_max * np.exp(-0.5 * (err / cfg.score_err_px) ** 2)
+    score *= rng.uniform(0.85, 1.0, size=score.shape)  # detectors are not calibrated exactly
+    dropped = rng.random(px.shape[:2]) < cfg.dropout_prob
+    noisy[dropped] += rng.normal(scale=cfg.outlier_px, size=(int(dropped.sum()), 2))
+    score[dropped] = rng.uniform(0.0, 0.05, size=int(dropped.sum()))
+    return noisy / cfg.focal_px, np.clip(score, 0.0, 1.0)

@@ -1,0 +1,79 @@
+"""Pictures of canonical 3D motions, for checking mappings by eye (matplotlib, Agg).
+
+Each frame is drawn facing the viewer: the clip is turned about Y so that its first frame's
+body forward (from hips and shoulders) points at the camera. A correct skeleton then shows
+its nose towards the viewer and its left side (blue) on the image's right; a mirrored one
+shows the nose pointing away.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from videomdm.models.skeleton import JOINT_NAMES, LIMBS, facing, root  # noqa: E402
+
+_LEFT, _RIGHT, _MID = "tab:blue", "tab:red", "0.3"
+
+
+def _limb_colour(a: int, b: int) -> str:
+    names = JOINT_NAMES[a] + JOINT_NAMES[b]
+    if names.count("left") == 2 or (a == 0 and "left" in names):
+        return _LEFT
+    if names.count("right") == 2 or (a == 0 and "right" in names):
+        return _RIGHT
+    return _MID
+
+
+def face_camera(joints: np.ndarray) -> np.ndarray:
+    """Turn a motion ``(T, 17, 3)`` about Y so frame 0 faces +Z (towards the plot's viewer)."""
+    fwd = facing(joints[0])
+    yaw = np.arctan2(fwd[0], fwd[2])  # rotate by -yaw about Y
+    c, s = np.cos(-yaw), np.sin(-yaw)
+    rot_y = np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+    return joints @ rot_y.T
+
+
+def _draw_pose(ax, pose: np.ndarray, azim: float, title: str) -> None:
+    # plot axes (x, y, z) = world (x, -z, y): a proper rotation, so nothing is mirrored
+    px, py, pz = pose[:, 0], -pose[:, 2], pose[:, 1]
+    for a, b in LIMBS:
+        ax.plot([px[a], px[b]], [py[a], py[b]], [pz[a], pz[b]], color=_limb_colour(a, b), lw=2)
+    ax.scatter(px, py, pz, s=6, color="k")
+    ax.scatter(px[0], py[0], pz[0], s=25, color="gold", edgecolors="k", zorder=5)
+    ax.set(xlim=(-0.9, 0.9), ylim=(-0.9, 0.9), zlim=(-0.05, 1.95))
+    ax.set_box_aspect((1.8, 1.8, 2.0))
+    ax.set_proj_type("ortho")  # heights read true against the axis
+    ax.view_init(elev=0, azim=azim)
+    ax.set_title(title, fontsize=9)
+    ax.tick_params(labelsize=6)
+
+
+def plot_frames(joints: np.ndarray, path: str | Path, title: str = "", n_frames: int = 6) -> Path:
+    """Save a PNG of ``n_frames`` evenly spaced frames of a ``(T, 17, 3)`` motion seen from
+    the front, plus the first and middle frames seen from the side (body facing left)."""
+    joints = face_camera(np.asarray(joints, dtype=np.float64))
+    idx = np.linspace(0, len(joints) - 1, min(n_frames, len(joints))).round().astype(int)
+    views = [(int(t), -90.0, f"frame {t}") for t in idx]
+    views += [(int(t), 0.0, f"frame {t}, side") for t in (0, len(joints) // 2)]
+    cols = 4
+    rows = int(np.ceil(len(views) / cols))
+    fig = plt.figure(figsize=(3.6 * cols, 4.4 * rows))
+    for k, (t, azim, label) in enumerate(views):
+        ax = fig.add_subplot(rows, cols, k + 1, projection="3d")
+        pose = joints[t] - root(joints[t]) * np.array([1.0, 0.0, 1.0])  # (17, 3), root over 0
+        _draw_pose(ax, pose, azim, label)
+    fig.suptitle(
+        f"{title}\nblue = left, red = right, gold = nose; front views face the body", fontsize=10
+    )
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
