@@ -16,6 +16,8 @@ ASSETS = Path(
     os.environ.get("VIDEOMDM_ASSETS", Path(__file__).resolve().parents[2] / "shared" / "assets")
 )
 VIDEOS = ASSETS / "videos"
+if (ASSETS / "weights").exists():
+    os.environ.setdefault("VIDEOMDM_WEIGHTS_DIR", str(ASSETS / "weights"))
 SAMPLE_VIDEOS = ("sports2d_demo.mp4", "mgt_dancer.avi")
 
 

@@ -69,4 +69,4 @@ def test_rotation_metadata_is_read(faststart_mp4, tmp_path):
         ],
         check=True,
     )
-    assert probe_video(str(rotated)).rotation == 90  # the phone convention: turn clockwise
+    assert probe_video(str(rotated)).rotation == 90

@@ -26,7 +26,7 @@ class VideoInfo:
     width: int  # as stored (before rotation)
     height: int
     codec: str
-    rotation: int  # degrees to rotate clockwise for upright display (0, 90, 180, 270)
+    rotation: int  # degrees counter-clockwise applied for upright display (0, 90, 180, 270)
 
 
 def probe_video(source: str | IO[bytes]) -> VideoInfo:
@@ -65,9 +65,10 @@ def _stream_info(container, stream, first: av.VideoFrame) -> VideoInfo:
     frames = int(stream.frames or 0) or int(round(duration * fps))
     if fps <= 0 or frames <= 0:
         raise VideoProbeError(f"no usable frame rate or length (fps={fps}, frames={frames})")
-    # PyAV reports the display matrix angle with the sign of the legacy `rotate` tag:
-    # a file tagged rotate=90 reads 90 and displays turned 90 degrees clockwise.
-    rotation = int(round(first.rotation or 0)) % 360
+    # PyAV's frame.rotation is the display matrix angle: the stored picture is turned that many
+    # degrees counter-clockwise for display (checked against ffmpeg's own autorotate), the same
+    # convention as models.video's decoder, which returns upright frames.
+    rotation = int(round((first.rotation or 0) / 90.0)) * 90 % 360
     return VideoInfo(
         fps=fps,
         frame_count=frames,

@@ -62,14 +62,27 @@ def set_marker(
     error: str | None = None,
     flow_run_id: str | None = None,
 ) -> None:
-    row = dict(table_name=table, item_id=item_id, producer=producer, status=status, rows=rows,
-               data_version=data_version, error=error, updated_at=utcnow())
-    lake.merge("markers", rows_to_table("markers", [row]), operation=f"mark.{status}",
-               metadata={"flow_run_id": flow_run_id, "table": table, "item": item_id})
+    row = dict(
+        table_name=table,
+        item_id=item_id,
+        producer=producer,
+        status=status,
+        rows=rows,
+        data_version=data_version,
+        error=error,
+        updated_at=utcnow(),
+    )
+    lake.merge(
+        "markers",
+        rows_to_table("markers", [row]),
+        operation=f"mark.{status}",
+        metadata={"flow_run_id": flow_run_id, "table": table, "item": item_id},
+    )
 
 
-def clear_unmarked(lake: Lake, table: str, id_column: str, item_id: str, producer_column: str,
-                   producer: str) -> None:
+def clear_unmarked(
+    lake: Lake, table: str, id_column: str, item_id: str, producer_column: str, producer: str
+) -> None:
     """Delete rows a crash left between the data commit and its marker."""
     if lake.table(table) is None:
         return

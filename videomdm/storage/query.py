@@ -100,12 +100,14 @@ def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
             )
 
 
-def run_sql(lake: Lake, sql: str, at: Mapping[str, int] | None = None) -> pa.Table:
-    """Run read-only SQL over the lake and return the result as Arrow."""
+def run_sql(
+    lake: Lake, sql: str, at: Mapping[str, int] | None = None, params: list | None = None
+) -> pa.Table:
+    """Run read-only SQL (``?`` placeholders bound to ``params``) and return Arrow."""
     con = connect(lake, at)
     check_read_only(con, sql)
     try:
-        return con.sql(sql).to_arrow_table()
+        return con.sql(sql, params=params).to_arrow_table()
     except duckdb.Error as e:
         raise ValueError(f"query failed: {e}") from None
     finally:

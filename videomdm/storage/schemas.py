@@ -46,7 +46,7 @@ VIDEOS = pa.schema(
         pa.field("width", pa.int32()),
         pa.field("height", pa.int32()),
         pa.field("codec", pa.string()),
-        pa.field("rotation", pa.int32()),  # degrees clockwise to display upright
+        pa.field("rotation", pa.int32()),  # degrees counter-clockwise applied for upright display
         pa.field("caption", pa.string()),
         pa.field("status", pa.string(), nullable=False),  # ok | failed
         pa.field("error", pa.string()),

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
 import logging
+import os
 import posixpath
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import fsspec
@@ -109,3 +113,17 @@ def _caption_from_csv(text: str, filename: str) -> str | None:
         ):
             return row[text_col].strip() or None
     return None
+
+
+@contextlib.contextmanager
+def local_path(uri: str) -> Iterator[str]:
+    """A local file path for ``uri``: itself when local, else a temporary download."""
+    fs, path = _fs(uri)
+    if "file" in fs.protocol:
+        yield path
+        return
+    suffix = posixpath.splitext(path)[1]
+    with tempfile.TemporaryDirectory(prefix="videomdm-") as tmp:
+        local = os.path.join(tmp, "video" + suffix)
+        fs.get(path, local)
+        yield local
