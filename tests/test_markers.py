@@ -11,15 +11,22 @@ from videomdm.storage.markers import DONE, append_item, clear_unmarked, markers,
 
 def _batch(video: str, frames: range) -> pa.Table:
     n = len(frames)
-    return pa.table({
-        "video_id": [video] * n, "extractor": ["e1"] * n, "track_id": [1] * n,
-        "frame": list(frames), "kp_x": [[0.0] * 17] * n,
-    })
+    return pa.table(
+        {
+            "video_id": [video] * n,
+            "extractor": ["e1"] * n,
+            "track_id": [1] * n,
+            "frame": list(frames),
+            "kp_x": [[0.0] * 17] * n,
+        }
+    )
 
 
 def test_append_item_streams_many_batches_into_one_commit(lake_root):
     lake = Lake(lake_root)
-    rows, version = append_item(lake, "keypoints", (_batch("v", range(i, i + 10)) for i in range(0, 50, 10)), "t")
+    rows, version = append_item(
+        lake, "keypoints", (_batch("v", range(i, i + 10)) for i in range(0, 50, 10)), "t"
+    )
     assert rows == 50
     assert lake.table("keypoints").history(1)[0]["version"] == version
     assert run_sql(lake, "select count(*) n from keypoints").to_pylist() == [{"n": 50}]
@@ -37,7 +44,9 @@ def test_failure_mid_item_commits_nothing(lake_root):
     with pytest.raises(RuntimeError, match="decoder died"):
         append_item(lake, "keypoints", crashing(), "t")
     assert lake.version("keypoints") == before
-    assert run_sql(lake, "select count(*) n from keypoints where video_id='b'").to_pylist() == [{"n": 0}]
+    assert run_sql(lake, "select count(*) n from keypoints where video_id='b'").to_pylist() == [
+        {"n": 0}
+    ]
 
 
 def test_no_rows_no_commit(lake_root):

@@ -1,0 +1,147 @@
+"""End-to-end extraction throughput: decode + detect + pose + track, frames per second.
+
+    python benchmarks/extract.py [--assets ../shared/assets] [--max-frames N] [--layouts 1x2,2x1]
+
+Prints one row per (video, pose backend, session layout): frames/s over the wall clock, the
+share of time per stage (decode and detection run in worker threads, so shares are of summed
+busy time, not of wall time), detections kept per frame and mean keypoint confidence. The
+``vitpose`` rows use a tiny randomly initialised ViTPose (no real weights here) and measure the
+plumbing (crops, batching, heatmap decoding), not ViTPose-B speed or accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from videomdm.models.detection import letterbox_geometry, make_session
+from videomdm.models.perception import PerceptionConfig, PersonFrames, StageTimes, run_perception
+from videomdm.models.video import probe_video
+
+log = logging.getLogger("benchmarks.extract")
+
+STAGES = ("decode", "detect.letterbox", "detect.forward", "detect.postprocess", "pose", "track")
+
+
+def tiny_vitpose():  # noqa: ANN201 (torch is imported lazily)
+    import torch
+    from transformers import VitPoseBackboneConfig, VitPoseConfig, VitPoseForPoseEstimation
+
+    from videomdm.models.pose2d import VitPoseEstimator
+
+    torch.manual_seed(0)
+    backbone = VitPoseBackboneConfig(  # type: ignore[call-arg]
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, mlp_ratio=2, out_indices=[1]
+    )
+    config = VitPoseConfig(backbone_config=backbone, num_labels=17)  # type: ignore[call-arg]
+    return VitPoseEstimator(model=VitPoseForPoseEstimation(config))
+
+
+def forward_bound(weights: str, video: Path, threads: int, n: int = 16) -> float:
+    """Frames/s of the YOLO forward pass alone at this video's input size (one session)."""
+    info = probe_video(video)
+    lb = letterbox_geometry(info.height, info.width, 640)
+    sess = make_session(Path(weights) / "yolo11n-pose.onnx", "cpu", threads)
+    x = np.random.default_rng(0).random((8, 3, lb.out_h, lb.out_w), np.float32)
+    sess.run(None, {"images": x})
+    t = time.perf_counter()
+    for _ in range(n // 8):
+        sess.run(None, {"images": x})
+    return (n // 8) * 8 / (time.perf_counter() - t)
+
+
+def run_one(video: Path, cfg: PerceptionConfig, weights: str, tiny: bool) -> dict[str, object]:
+    stats = StageTimes()
+    pose = tiny_vitpose() if tiny else None
+    rows = PersonFrames.concat(
+        list(run_perception(video, cfg, weights, pose_estimator=pose, stats=stats))
+    )
+    busy = sum(stats.seconds.get(s, 0.0) for s in STAGES)
+    return {
+        "fps": stats.frames / stats.wall_s,
+        "frames": stats.frames,
+        "shares": {s: stats.seconds.get(s, 0.0) / busy for s in STAGES},
+        "dets": len(rows) / max(stats.frames, 1),
+        "kconf": float(rows.kp[..., 2].mean()) if len(rows) else float("nan"),
+        "tracks": len(np.unique(rows.track_id)),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    default_assets = Path(__file__).resolve().parents[2] / "shared" / "assets"
+    ap.add_argument("--assets", default=os.environ.get("VIDEOMDM_ASSETS", default_assets))
+    ap.add_argument("--max-frames", type=int, default=None)
+    ap.add_argument("--vitpose-frames", type=int, default=120, help="0 skips the vitpose rows")
+    ap.add_argument("--layouts", default="1x2,2x1", help="sessions x threads, comma separated")
+    ap.add_argument("--batch-size", type=int, default=8)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    weights = str(Path(args.assets) / "weights")
+    videos = [Path(args.assets) / "videos" / v for v in ("sports2d_demo.mp4", "mgt_dancer.avi")]
+
+    table = Table(title=f"extraction throughput ({os.cpu_count()} CPUs)")
+    for col in (
+        "video",
+        "pose",
+        "sess x thr",
+        "frames",
+        "frames/s",
+        "fwd-only/s",
+        *STAGES,
+        "dets/frame",
+        "kp conf",
+        "tracks",
+    ):
+        table.add_column(col, justify="right" if col not in ("video", "pose") else "left")
+    for video in videos:
+        for layout in args.layouts.split(","):
+            s, t = (int(v) for v in layout.split("x"))
+            bound = forward_bound(weights, video, threads=s * t)
+            runs = [
+                ("yolo-pose", "yolo-pose", args.max_frames, False),
+                ("vitpose (tiny random)", "yolo-pose", args.vitpose_frames, True),
+            ]
+            for label, det, frames, tiny in runs[: 2 if args.vitpose_frames else 1]:
+                cfg = PerceptionConfig(
+                    pose="vitpose" if tiny else "yolo-pose",
+                    detector=det,
+                    sessions=s,
+                    threads=t,
+                    max_frames=frames,
+                    batch_size=args.batch_size,
+                )
+                r = run_one(video, cfg, weights, tiny)
+                shares = r["shares"]
+                assert isinstance(shares, dict)
+                table.add_row(
+                    video.name,
+                    label,
+                    layout,
+                    str(r["frames"]),
+                    f"{r['fps']:.1f}",
+                    f"{bound:.1f}" if not tiny else "",
+                    *(f"{100 * shares[st]:.0f}%" for st in STAGES),
+                    f"{r['dets']:.2f}",
+                    f"{r['kconf']:.3f}",
+                    str(r["tracks"]),
+                )
+    console = Console(width=220)
+    console.print(table)
+    console.print(
+        "fwd-only/s: YOLO forward alone at the video's input size, batch 8, one session "
+        "with sessions*threads threads; stage shares are of summed busy time."
+    )
+
+
+if __name__ == "__main__":
+    main()
