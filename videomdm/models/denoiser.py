@@ -1,0 +1,175 @@
+"""MDM-style denoiser: a transformer encoder that predicts the clean motion x0.
+
+Tokens are ``[c, x_1 .. x_T]``: ``c`` is one condition token, the sum of the diffusion-step
+embedding and the condition embedding (text from a 384-d sentence embedding, or a label
+from a vocabulary); the frames are linear projections of the noisy features. Fixed sinusoidal
+positions are added to all tokens, the encoder runs with a key padding mask for clips
+shorter than the batch, and the frame tokens are projected back to features.
+
+For classifier-free guidance the condition is replaced by a learned null embedding with
+probability ``cond_drop_prob`` during training and wherever ``drop_cond`` says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, replace
+
+import torch
+from torch import nn
+
+from videomdm.models.motion_repr import FEATURE_DIM
+
+log = logging.getLogger(__name__)
+
+COND_MODES = ("text", "label", "none")
+ACTIVATIONS = ("gelu", "relu")
+
+
+@dataclass(frozen=True)
+class DenoiserConfig:
+    n_feats: int = FEATURE_DIM
+    width: int = 512
+    n_layers: int = 8
+    n_heads: int = 4
+    ff_dim: int = 1024
+    dropout: float = 0.1
+    activation: str = "gelu"  # one of ACTIVATIONS
+    norm_first: bool = True  # pre-norm trains stably without warm-up (MDM itself is post-norm)
+    cond_mode: str = "text"  # one of COND_MODES
+    text_dim: int = 384  # all-MiniLM-L6-v2
+    num_labels: int = 0  # vocabulary size when cond_mode == "label"
+    cond_drop_prob: float = 0.1
+    max_frames: int = 1024
+
+    def __post_init__(self) -> None:
+        if self.cond_mode not in COND_MODES:
+            raise ValueError(f"cond_mode must be one of {COND_MODES}, got {self.cond_mode!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+        if self.cond_mode == "label" and self.num_labels < 1:
+            raise ValueError("cond_mode 'label' needs num_labels >= 1")
+        if self.width % self.n_heads:
+            raise ValueError(f"width {self.width} is not divisible by n_heads {self.n_heads}")
+        if not 0.0 <= self.cond_drop_prob < 1.0:
+            raise ValueError(f"cond_drop_prob must be in [0, 1), got {self.cond_drop_prob}")
+
+    @classmethod
+    def small(cls, **overrides: object) -> DenoiserConfig:
+        """A model that trains on a laptop CPU in minutes."""
+        return replace(cls(width=128, n_layers=4, n_heads=4, ff_dim=256), **overrides)  # type: ignore[arg-type]
+
+    @classmethod
+    def paper(cls, **overrides: object) -> DenoiserConfig:
+        """MDM's transformer encoder as used by VideoMDM (8 x 512, 4 heads, FF 1024)."""
+        return replace(cls(width=512, n_layers=8, n_heads=4, ff_dim=1024, dropout=0.1), **overrides)  # type: ignore[arg-type]
+
+
+def sinusoidal_table(length: int, width: int) -> torch.Tensor:
+    """Transformer positional encoding (Vaswani et al. 2017): ``(length, width)``."""
+    pos = torch.arange(length, dtype=torch.float64)[:, None]
+    freq = torch.exp(torch.arange(0, width, 2, dtype=torch.float64) * (-math.log(10000.0) / width))
+    table = torch.zeros(length, width, dtype=torch.float64)
+    table[:, 0::2] = torch.sin(pos * freq)
+    table[:, 1::2] = torch.cos(pos * freq)
+    return table.float()
+
+
+class TimestepEmbedder(nn.Module):
+    """Diffusion step -> sinusoidal code -> MLP, as in MDM."""
+
+    table: torch.Tensor  # (max_steps, D) buffer
+
+    def __init__(self, width: int, max_steps: int = 1024):
+        super().__init__()
+        self.register_buffer("table", sinusoidal_table(max_steps, width), persistent=False)
+        self.mlp = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        return self.mlp(self.table[t])  # (B,) -> (B, D)
+
+
+class ConditionEmbedder(nn.Module):
+    """Text embedding or label id -> ``(B, D)``, with a learned null embedding for CFG."""
+
+    def __init__(self, cfg: DenoiserConfig):
+        super().__init__()
+        self.mode = cfg.cond_mode
+        self.proj: nn.Module | None = None
+        if cfg.cond_mode == "text":
+            self.proj = nn.Linear(cfg.text_dim, cfg.width)
+        elif cfg.cond_mode == "label":
+            self.proj = nn.Embedding(cfg.num_labels, cfg.width)
+        self.null = nn.Parameter(torch.zeros(cfg.width))
+
+    def forward(self, cond: torch.Tensor | None, drop: torch.Tensor) -> torch.Tensor:
+        """``cond`` ``(B, text_dim)`` floats or ``(B,)`` label ids (None: unconditional);
+        ``drop`` ``(B,)`` bool, True where the null embedding replaces the condition."""
+        null = self.null.expand(drop.shape[0], -1)  # (B, D)
+        if cond is None or self.proj is None:
+            return null
+        emb = self.proj(cond)  # (B, D)
+        return torch.where(drop[:, None], null.to(emb.dtype), emb)
+
+
+class Denoiser(nn.Module):
+    """x_t ``(B, T, F)``, t ``(B,)`` -> x0_hat ``(B, T, F)``."""
+
+    pos: torch.Tensor  # (max_frames + 1, D) buffer
+
+    def __init__(self, cfg: DenoiserConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.input_proj = nn.Linear(cfg.n_feats, cfg.width)
+        self.time_embed = TimestepEmbedder(cfg.width)
+        self.cond_embed = ConditionEmbedder(cfg)
+        self.register_buffer(
+            "pos", sinusoidal_table(cfg.max_frames + 1, cfg.width), persistent=False
+        )
+        self.drop = nn.Dropout(cfg.dropout)
+        layer = nn.TransformerEncoderLayer(
+            cfg.width,
+            cfg.n_heads,
+            cfg.ff_dim,
+            cfg.dropout,
+            activation=cfg.activation,
+            batch_first=True,
+            norm_first=cfg.norm_first,
+        )
+        # nested tensors only pay off at inference with much padding, and they warn on norm_first
+        self.encoder = nn.TransformerEncoder(
+            layer,
+            cfg.n_layers,
+            norm=nn.LayerNorm(cfg.width) if cfg.norm_first else None,
+            enable_nested_tensor=False,
+        )
+        self.output_proj = nn.Linear(cfg.width, cfg.n_feats)
+        log.debug("denoiser with %.2fM parameters", sum(p.numel() for p in self.parameters()) / 1e6)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        cond: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        drop_cond: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``x`` ``(B, T, F)`` noisy features, ``t`` ``(B,)`` steps, ``cond`` ``(B, 384)`` or
+        ``(B,)`` labels, ``mask`` ``(B, T)`` True on real frames (None: all real),
+        ``drop_cond`` ``(B,)`` True to force the null condition. Returns ``(B, T, F)``."""
+        b, n, _ = x.shape
+        if n > self.cfg.max_frames:
+            raise ValueError(f"{n} frames exceed max_frames={self.cfg.max_frames}")
+        drop = torch.zeros(b, dtype=torch.bool, device=x.device) if drop_cond is None else drop_cond
+        if self.training and self.cfg.cond_drop_prob > 0:
+            drop = drop | (torch.rand(b, device=x.device) < self.cfg.cond_drop_prob)
+        c = self.time_embed(t) + self.cond_embed(cond, drop)  # (B, D)
+        tokens = torch.cat([c[:, None], self.input_proj(x)], dim=1)  # (B, 1 + T, D)
+        tokens = self.drop(tokens + self.pos[: n + 1])
+        pad = None
+        if mask is not None:
+            # the condition token is always attended to, so no row is fully masked
+            pad = torch.cat([torch.zeros_like(mask[:, :1]), ~mask], dim=1)  # (B, 1 + T)
+        h = self.encoder(tokens, src_key_padding_mask=pad)  # (B, 1 + T, D)
+        return self.output_proj(h[:, 1:])  # (B, T, F)
