@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from enum import Enum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -16,6 +17,9 @@ from rich.table import Table
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("YOLO_OFFLINE", "1")
+# Before torch loads: idle OpenMP threads sleep instead of spinning. On shared cores spinning
+# made a 2-thread training step 5.7x slower (9.4 s vs 1.65 s, benchmarks/train_step.py).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from videomdm.config import Settings, SettingsError, get_settings  # noqa: E402
 
@@ -69,6 +73,148 @@ def ingest(
         f"{summary['unchanged']} unchanged, {summary['duplicates']} duplicate, "
         f"[{'red' if summary['failed'] else 'green'}]{summary['failed']} failed[/]"
     )
+
+
+class PoseBackend(str, Enum):
+    yolo_pose = "yolo-pose"
+    vitpose = "vitpose"
+
+
+class DeviceOpt(str, Enum):
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+@app.command()
+def extract(
+    collection: Annotated[str | None, typer.Option("--collection", "-c")] = None,
+    pose: Annotated[
+        PoseBackend, typer.Option("--pose", help="2D pose backend.")
+    ] = PoseBackend.yolo_pose,
+    device: Annotated[
+        DeviceOpt | None, typer.Option("--device", help="Default: the setting.")
+    ] = None,
+):
+    """Detect, track and extract 2D keypoints of every video not yet extracted."""
+    from videomdm.flows.extract import extract_flow
+
+    s = _settings()
+    summary = extract_flow(
+        collection=collection, pose=pose.value, device=device.value if device else None, lake=s.lake
+    )
+    for r in summary["results"]:
+        if r["status"] == "failed":
+            err.print(f"[yellow]failed[/yellow] {r['video_id']}: {r['error']}")
+    console.print(
+        f"extractor {summary['extractor']}: {summary['videos']} videos, {summary['done']} done, "
+        f"{summary['no_person']} with no person, {summary['rows']} rows, "
+        f"[{'red' if summary['failed'] else 'green'}]{summary['failed']} failed[/]"
+    )
+
+
+@app.command()
+def render(
+    video_id: Annotated[str, typer.Argument(help="A video_id from the videos table.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Output .mp4 (or .png with --png).")],
+    png: Annotated[bool, typer.Option("--png", help="A contact sheet of frames instead.")] = False,
+    extractor: Annotated[str | None, typer.Option(help="Default: the latest finished.")] = None,
+    max_frames: Annotated[int | None, typer.Option(help="Stop the video after N frames.")] = None,
+):
+    """Draw boxes, track ids and skeletons over a video."""
+    from videomdm.storage import get_lake
+    from videomdm.tasks.render import render_overlay, render_sheet
+
+    lake = get_lake(_settings().lake)
+    try:
+        if png:
+            path = render_sheet(lake, video_id, out, extractor)
+        else:
+            path = render_overlay(lake, video_id, out, extractor, max_frames)
+    except ValueError as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(1) from None
+    console.print(f"wrote {path}")
+
+
+@app.command()
+def clips(collection: Annotated[str | None, typer.Option("--collection", "-c")] = None):
+    """Cut extracted tracks into clean per-person clips (the `clips` table)."""
+    from videomdm.flows.motion import clips_flow
+
+    r = _or_exit(lambda: clips_flow(collection=collection, lake=_settings().lake))
+    console.print(f"{r['clips']} clips from {r['videos']} videos ({r['producer']})")
+
+
+@app.command("train-lifter")
+def train_lifter(
+    mocap: Annotated[list[str], typer.Option("--mocap", help="Mocap folder(s); repeatable.")],
+    steps: Annotated[int | None, typer.Option(help="Training steps (default: config).")] = None,
+    seed: int = 0,
+    if_missing: Annotated[bool, typer.Option(help="Do nothing if a lifter is trained.")] = False,
+):
+    """Train the 2D-to-3D lifter on mocap seen through random cameras; records a run."""
+    from videomdm.flows.motion import train_lifter_flow
+    from videomdm.tasks.motion import latest_run
+
+    if if_missing and (run := latest_run(_settings().lake, "train-lifter")) is not None:
+        console.print(f"lifter run {run['run_id']} exists; not training another (--if-missing)")
+        return
+
+    r = _or_exit(lambda: train_lifter_flow(mocap, steps=steps, seed=seed, lake=_settings().lake))
+    m = r["metrics"]
+    console.print(
+        f"lifter run {r['run_id']}: validation PA-MPJPE {m['pa_mpjpe_mm']:.1f} mm clean, "
+        f"{m['noisy_pa_mpjpe_mm']:.1f} mm noisy; checkpoint {r['checkpoint']}"
+    )
+
+
+@app.command()
+def lift(collection: Annotated[str | None, typer.Option("--collection", "-c")] = None):
+    """Lift every clip to 3D with the current lifter (the `motions` table)."""
+    from videomdm.flows.motion import lift_flow
+
+    r = _or_exit(lambda: lift_flow(collection=collection, lake=_settings().lake))
+    console.print(f"{r['motions']} motions from {r['videos']} videos ({r['lifter_id']})")
+
+
+@app.command("eval-lifter")
+def eval_lifter(
+    mocap: Annotated[list[str], typer.Option("--mocap", help="Mocap folder(s); repeatable.")],
+    split: Annotated[str, typer.Option(help="val: only clips held out in training; all.")] = "val",
+    fmt: Annotated[OutFormat, typer.Option("--format", "-f")] = OutFormat.table,
+):
+    """MPJPE, PA-MPJPE (mm) and acceleration error of the current lifter, clean and noisy 2D."""
+    import pyarrow as pa
+
+    from videomdm.flows.motion import eval_lifter_flow
+
+    m = _or_exit(lambda: eval_lifter_flow(mocap, split=split, lake=_settings().lake))
+    if fmt is OutFormat.json:
+        sys.stdout.write(json.dumps(m) + "\n")
+        return
+    rows = [
+        {
+            "model": name,
+            "2d": noise,
+            "mpjpe_mm": m[f"{p}mpjpe_mm"],
+            "pa_mpjpe_mm": m[f"{p}pa_mpjpe_mm"],
+            "accel_error": m[f"{p}accel_error"],
+        }
+        for name, base in (("lifter", ""), ("fixed-depth baseline", "baseline_"))
+        for noise, p in (("clean", base), ("noisy", base + "noisy_"))
+    ]
+    for r in rows:
+        r.update({k: round(v, 1) for k, v in r.items() if isinstance(v, float)})
+    _print_result(pa.Table.from_pylist(rows), fmt)
+
+
+def _or_exit(fn):
+    """Run a flow; a user error (ValueError) is one red line and exit 1, not a traceback."""
+    try:
+        return fn()
+    except ValueError as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(1) from None
 
 
 @app.command()

@@ -83,6 +83,9 @@ CLIPS = pa.schema(
         pa.field("mean_kp_score", pa.float32()),
         pa.field("valid_fraction", pa.float32()),
         pa.field("filled_frames", pa.int32()),
+        pa.field("u", _F32_LIST),  # (n_frames, 17, 2) flattened, normalised image coordinates
+        pa.field("conf", _F32_LIST),  # (n_frames, 17) keypoint confidences, 0 where filled
+        pa.field("intrinsics", _F32_LIST),  # fx, fy, cx, cy, width, height (pixels)
         pa.field("caption", pa.string()),
         pa.field("label", pa.string()),
         pa.field("created_at", _TS),
@@ -93,6 +96,7 @@ MOTIONS = pa.schema(
     [
         pa.field("clip_id", pa.string(), nullable=False),
         pa.field("lifter_id", pa.string(), nullable=False),
+        pa.field("video_id", pa.string()),
         pa.field("n_frames", pa.int32()),
         pa.field("fps", pa.float64()),
         pa.field("joints", _F32_LIST),  # (T, 17, 3) flattened, metres, gravity-aligned world, Y up
@@ -153,7 +157,13 @@ _SPECS = [
         fixed_sizes={"bbox": 4, "kp_x": N_JOINTS, "kp_y": N_JOINTS, "kp_score": N_JOINTS},
         description="one person in one frame",
     ),
-    TableSpec("clips", CLIPS, ("clip_id",), description="a usable run of one track"),
+    TableSpec(
+        "clips",
+        CLIPS,
+        ("clip_id",),
+        fixed_sizes={"intrinsics": 6},
+        description="a usable run of one track",
+    ),
     TableSpec(
         "motions",
         MOTIONS,

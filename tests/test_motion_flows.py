@@ -1,0 +1,117 @@
+"""Clips, lifter training, lifting and evaluation as flows over a real lake.
+
+Keypoints come from real mocap projected through a known camera (so the test needs no video
+decoding), written exactly as the extract flow writes them.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from videomdm.flows.motion import clips_flow, eval_lifter_flow, lift_flow, train_lifter_flow
+from videomdm.models.cameras import Intrinsics, look_at, to_pixels
+from videomdm.models.mocap import load_mocap_dir
+from videomdm.storage import Lake, run_sql
+from videomdm.storage.lake import rows_to_table
+from videomdm.storage.markers import DONE, set_marker
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+EXTRACTOR = "synthetic-test"
+
+
+@pytest.fixture(scope="module")
+def walk(assets):
+    clips = load_mocap_dir(assets / "mocap" / "cmu_bvh_subject131", fps=30)
+    return max(clips, key=lambda c: len(c.joints))
+
+
+def _fake_video(lake_root: str, joints: np.ndarray) -> str:
+    """A videos row and keypoints rows of one person seen by a camera 5 m away."""
+    lake, vid = Lake(lake_root), "f" * 16
+    lake.merge(
+        "videos",
+        rows_to_table(
+            "videos",
+            [
+                dict(
+                    video_id=vid,
+                    uri="/nowhere/walk.mp4",
+                    collection="synthetic",
+                    status="ok",
+                    fps=30.0,
+                    width=640,
+                    height=480,
+                    rotation=0,
+                )
+            ],
+        ),
+        "test",
+    )
+    centre = joints[:, 11:13].mean((0, 1))
+    R, t = look_at(centre + np.array([0.0, 0.5, 5.0]), centre, np.array([0.0, 1.0, 0.0]))  # noqa: N806
+    cam = joints @ R.T + t
+    px = to_pixels(cam[..., :2] / cam[..., 2:], Intrinsics.from_fov(640, 480))  # (T, 17, 2)
+    rows = [
+        dict(
+            video_id=vid,
+            extractor=EXTRACTOR,
+            track_id=1,
+            frame=f,
+            t=f / 30,
+            bbox=[0, 0, 1, 1],
+            det_score=0.9,
+            kp_x=px[f, :, 0].tolist(),
+            kp_y=px[f, :, 1].tolist(),
+            kp_score=[0.9] * 17,
+        )
+        for f in range(len(px))
+        if f % 50 != 7
+    ]  # a few missing frames to fill
+    lake.append("keypoints", rows_to_table("keypoints", rows), "test")
+    set_marker(lake, "keypoints", vid, EXTRACTOR, DONE, rows=len(rows))
+    return vid
+
+
+def test_clips_train_lift_eval(lake_root, walk, assets):
+    vid = _fake_video(lake_root, walk.joints)
+    r = clips_flow(lake=lake_root)
+    assert r["clips"] == 1
+    clip = run_sql(Lake(lake_root), "select * from clips").to_pylist()[0]
+    assert clip["video_id"] == vid and clip["n_frames"] == len(walk.joints)
+    assert len(clip["u"]) == clip["n_frames"] * 34 and clip["filled_frames"] > 0
+    assert clips_flow(lake=lake_root)["videos"] == 0  # idempotent
+
+    mocap = str(assets / "mocap" / "cmu_bvh_subject131")
+    trained = train_lifter_flow([mocap], steps=40, lake=lake_root)
+    run = run_sql(Lake(lake_root), "select * from runs").to_pylist()[0]
+    assert run["kind"] == "train-lifter" and run["status"] == "ok"
+    assert json.loads(run["metrics_json"])["val_clips"]
+    assert trained["checkpoint"].endswith(".pt")
+
+    lifted = lift_flow(lake=lake_root)
+    assert lifted["motions"] == 1
+    m = run_sql(Lake(lake_root), "select * from motions").to_pylist()[0]
+    joints = np.asarray(m["joints"]).reshape(-1, 17, 3)
+    assert joints.shape[0] == clip["n_frames"] and np.isfinite(joints).all()
+    R = np.asarray(m["cam_R"]).reshape(3, 3)  # noqa: N806
+    assert np.allclose(R @ R.T, np.eye(3), atol=1e-4) and np.linalg.det(R) > 0
+    assert lift_flow(lake=lake_root)["videos"] == 0  # idempotent
+
+    scores = eval_lifter_flow([mocap], split="all", lake=lake_root)
+    for k in (
+        "mpjpe_mm",
+        "pa_mpjpe_mm",
+        "accel_error",
+        "noisy_mpjpe_mm",
+        "noisy_pa_mpjpe_mm",
+        "noisy_accel_error",
+    ):
+        assert np.isfinite(scores[k]), k
+
+
+def test_lift_without_a_lifter_is_a_clear_error(lake_root):
+    with pytest.raises(ValueError, match="train-lifter"):
+        lift_flow(lake=lake_root)
