@@ -75,7 +75,7 @@ def _counts(lake_root: str) -> dict[str, tuple[int, int]]:
     return {r["filename"]: (r["tracks"], r["n"]) for r in rows}
 
 
-def test_extract_writes_keypoints_and_skips_on_rerun(ingested):
+def test_extract_writes_keypoints_and_skips_on_rerun(ingested, tmp_path):
     summary = extract_flow(collection="short", lake=ingested)
     assert (summary["done"], summary["no_person"], summary["failed"]) == (2, 1, 0)
     counts = _counts(ingested)
@@ -90,6 +90,8 @@ def test_extract_writes_keypoints_and_skips_on_rerun(ingested):
     assert len(kp["kp_x"]) == 17 and 0 <= min(kp["kp_score"]) <= max(kp["kp_score"]) <= 1
     x1, y1, x2, y2 = kp["bbox"]
     assert x1 < x2 and y1 < y2
+
+    _check_pictures(ingested, tmp_path)
 
     version = Lake(ingested).version("keypoints")
     again = extract_flow(collection="short", lake=ingested)
@@ -126,3 +128,23 @@ def test_crash_mid_video_leaves_no_rows_and_rerun_completes(ingested, monkeypatc
         "count(*) c from keypoints group by all having c > 1)",
     ).to_pylist()
     assert dup == [{"n": 0}]
+
+
+def _check_pictures(lake_root: str, out: Path) -> None:
+    """Overlay video and contact sheet of the dancer: real files of the right size."""
+    import av
+    import cv2
+
+    from videomdm.tasks.render import render_overlay, render_sheet
+
+    lake = Lake(lake_root)
+    vid = run_sql(lake, "select video_id from videos where filename = 'dancer3s.mp4'")
+    vid = vid.column("video_id")[0].as_py()
+    sheet = cv2.imread(str(render_sheet(lake, vid, out / "sheet.png", n=4, cols=2)))
+    assert sheet is not None and sheet.shape[1] == 2 * 480
+    mp4 = render_overlay(lake, vid, out / "overlay.mp4", max_frames=20)
+    with av.open(str(mp4)) as c:
+        frames = sum(1 for _ in c.decode(video=0))
+    assert frames == 20
+    with pytest.raises(ValueError, match="no extracted keypoints"):
+        render_sheet(lake, "0" * 16, out / "none.png")

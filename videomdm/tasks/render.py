@@ -26,7 +26,7 @@ def latest_extractor(lake: Lake, video_id: str) -> str:
     t = run_sql(
         lake,
         "select producer from markers where table_name = 'keypoints' and "
-        "item_id = ? and status in ? order by updated_at desc limit 1",
+        "item_id = ? and list_contains(?, status) order by updated_at desc limit 1",
         params=[video_id, list(FINISHED)],
     )
     if t.num_rows == 0:
