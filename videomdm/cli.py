@@ -267,7 +267,7 @@ def _print_result(result, fmt: OutFormat) -> None:
     if fmt is OutFormat.json:
         sys.stdout.write(json.dumps(rows, default=str) + "\n")
     elif fmt is OutFormat.csv:
-        w = csv.writer(sys.stdout)
+        w = csv.writer(sys.stdout, lineterminator="\n")  # \r\n breaks shell pipelines
         w.writerow(result.column_names)
         for r in rows:
             w.writerow([json.dumps(v) if isinstance(v, (list, dict)) else v for v in r.values()])

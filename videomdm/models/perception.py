@@ -64,7 +64,9 @@ class PerceptionConfig:
     max_frames: int | None = None  # stop after this many kept frames (previews, tests)
     device: str = "cpu"  # "cpu" | "cuda[:N]" | "tensorrt[:N]"
     threads: int = 0  # ONNX Runtime intra-op threads per session; 0: cores / sessions
-    sessions: int = 1  # detector sessions working on different batches at once
+    # two 1-thread sessions on alternate batches: 28.9 vs 24.9 frames/s (sports2d) and 19.7 vs
+    # 17.4 (dancer) for one 2-thread session on an idle 2-core machine (benchmarks/extract.py)
+    sessions: int = 2  # detector sessions working on different batches at once
     min_track_len: int = 10  # rows; shorter tracks are dropped
     rows_per_yield: int = 4096
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
