@@ -49,7 +49,7 @@ demo: venv ffmpeg
 	$(BIN)/videomdm eval-lifter --mocap "$(MOCAP)"
 	$(BIN)/videomdm tables
 	$(BIN)/videomdm sql "SELECT c.clip_id, v.filename, c.track_id, c.n_frames, \
-	  round(c.mean_kp_score, 2) AS score, m.lifter_id FROM clips c JOIN videos v USING (video_id) \
+	  round(c.mean_kp_score::DOUBLE, 2) AS score, m.lifter_id FROM clips c JOIN videos v USING (video_id) \
 	  LEFT JOIN motions m USING (clip_id) ORDER BY 2, 3"
 	@echo "pictures in $(DEMO_OUT)/"
 

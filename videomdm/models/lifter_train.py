@@ -7,6 +7,7 @@ Split from ``lifter.py`` (the network, features, inference, checkpoints, world f
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -202,7 +203,9 @@ def _train(
     history: dict[str, list[float]] = {"step": [], "loss": [], "val_mpjpe_mm": [], "time_s": []}
     train_time, running = 0.0, []
     model.train()
-    for step in tqdm(range(1, steps + 1), disable=not progress, desc="lifter"):
+    # in a log (not a terminal) one line per step would flood it: redraw every 10 s instead
+    quiet = 0.1 if sys.stderr.isatty() else 10.0
+    for step in tqdm(range(1, steps + 1), disable=not progress, desc="lifter", mininterval=quiet):
         tic = time.perf_counter()
         feat, c, log_s, joints, mask = _batch(data, rng, cfg.batch_size, cfg.window)
         if rng.random() < 0.5:

@@ -271,4 +271,5 @@ def save_lifter(model, cfg, lake_root: str, run_id: str, extra: dict[str, Any]) 
     with tempfile.TemporaryDirectory() as tmp:
         local = str(Path(tmp) / "lifter.pt")
         save_checkpoint(local, model, cfg, extra)
-        return store_checkpoint(local, checkpoint_uri(lake_root, "lifter", run_id))
+        root = Lake(lake_root).root  # absolute for a local lake: runs rows outlive the cwd
+        return store_checkpoint(local, checkpoint_uri(root, "lifter", run_id))
