@@ -19,7 +19,7 @@ from videomdm.tasks.extract import extract_video, pending_videos, record_failure
 log = logging.getLogger(__name__)
 
 
-@flow(name="extract-keypoints", task_runner=ThreadPoolTaskRunner(max_workers=2))
+@flow(name="extract-keypoints", task_runner=ThreadPoolTaskRunner(max_workers=2))  # type: ignore[arg-type]  # Prefect 3.8 stubs
 def extract_flow(
     collection: str | None = None,
     pose: str = "yolo-pose",

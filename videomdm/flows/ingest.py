@@ -18,7 +18,7 @@ from videomdm.tasks.ingest import inspect_video, is_unchanged, list_source, load
 log = logging.getLogger(__name__)
 
 
-@flow(name="ingest-collection", task_runner=ThreadPoolTaskRunner(max_workers=4))
+@flow(name="ingest-collection", task_runner=ThreadPoolTaskRunner(max_workers=4))  # type: ignore[arg-type]  # Prefect 3.8 stubs
 def ingest_flow(
     source: str,
     collection: str,
@@ -36,7 +36,7 @@ def ingest_flow(
     files = list_source(source)
     known = load_known(lake, storage_options)
     todo = [f for f in files if not is_unchanged(f, known, collection)]
-    summary = {
+    summary: dict[str, Any] = {
         "files": len(files),
         "unchanged": len(files) - len(todo),
         "new": 0,

@@ -73,7 +73,9 @@ def load_mocap(dirs: list[str], fps: float) -> list[MocapClip]:
 
 
 @task(cache_policy=NO_CACHE, tags=["gpu"])
-def fit_lifter(train: list[MocapClip], val: list[MocapClip], cfg: LifterConfig, seed: int):
+def fit_lifter(
+    train: list[MocapClip], val: list[MocapClip], cfg: LifterConfig, seed: int
+) -> tuple[Any, dict[str, list[float]], dict[str, float]]:
     """Train the lifter (mocap through random cameras) and score it on the held-out clips."""
     model, history = train_lifter(train, val, cfg, seed=seed)
     metrics = evaluate_lifter(model, val, np.random.default_rng(seed + 7), cfg.noise)
@@ -94,9 +96,9 @@ def train_lifter_flow(
     run_id, started = new_run_id(), utcnow()
     clips = load_mocap(mocap, fps)
     train, val = split_by_clip(clips, seed=seed)
-    model, history, metrics = fit_lifter(train, val, cfg, seed)
-    metrics = {
-        **metrics,
+    model, history, scores = fit_lifter(train, val, cfg, seed)
+    metrics: dict[str, Any] = {
+        **scores,
         "history": history,
         "val_clips": sorted(c.name for c in val),
         "train_clips": len(train),

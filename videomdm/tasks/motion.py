@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
 import tempfile
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -210,24 +212,17 @@ def checkpoint_uri(lake_root: str, kind: str, run_id: str) -> str:
     return f"{lake_root.rstrip('/')}/checkpoints/{kind}/{run_id}.pt"
 
 
-class _local_checkpoint:  # noqa: N801 - used as a context manager
+@contextlib.contextmanager
+def _local_checkpoint(uri: str) -> Iterator[str]:
     """A local path for a checkpoint URI (downloaded to a temporary folder when remote)."""
-
-    def __init__(self, uri: str):
-        self.uri, self._tmp = uri, None
-
-    def __enter__(self) -> str:
-        fs, path = fsspec.core.url_to_fs(self.uri)
-        if "file" in fs.protocol:
-            return path
-        self._tmp = tempfile.TemporaryDirectory(prefix="videomdm-ckpt-")
-        local = str(Path(self._tmp.name) / "model.pt")
+    fs, path = fsspec.core.url_to_fs(uri)
+    if "file" in fs.protocol:
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="videomdm-ckpt-") as tmp:
+        local = str(Path(tmp) / "model.pt")
         fs.get(path, local)
-        return local
-
-    def __exit__(self, *exc: object) -> None:
-        if self._tmp is not None:
-            self._tmp.cleanup()
+        yield local
 
 
 def store_checkpoint(local: str, uri: str) -> str:
