@@ -125,14 +125,10 @@ def render(
     from videomdm.tasks.render import render_overlay, render_sheet
 
     lake = get_lake(_settings().lake)
-    try:
-        if png:
-            path = render_sheet(lake, video_id, out, extractor)
-        else:
-            path = render_overlay(lake, video_id, out, extractor, max_frames)
-    except ValueError as e:
-        err.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(1) from None
+    if png:
+        path = _or_exit(lambda: render_sheet(lake, video_id, out, extractor))
+    else:
+        path = _or_exit(lambda: render_overlay(lake, video_id, out, extractor, max_frames))
     console.print(f"wrote {path}")
 
 
@@ -254,12 +250,8 @@ def sql(
     """Query the lake with DuckDB; every table is a view (optionally at a past version)."""
     from videomdm.storage import get_lake, run_sql
 
-    try:
-        result = run_sql(get_lake(_settings().lake), query, at=_parse_at(at))
-    except ValueError as e:
-        err.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(1) from None
-    _print_result(result, fmt)
+    at_versions = _parse_at(at)  # a bad --at is a usage error (exit 2), raised before
+    _print_result(_or_exit(lambda: run_sql(get_lake(_settings().lake), query, at=at_versions)), fmt)
 
 
 def _print_result(result, fmt: OutFormat) -> None:

@@ -19,9 +19,11 @@ from videomdm.models.lifter import LifterConfig, load_checkpoint
 from videomdm.models.lifter_train import split_by_clip, train_lifter
 from videomdm.models.metrics import evaluate_lifter
 from videomdm.models.mocap import MocapClip, load_mocap_dir
+from videomdm.storage import Lake
 from videomdm.storage.lake import utcnow
+from videomdm.storage.sources import local_path
+from videomdm.tasks.extract import latest_extractor
 from videomdm.tasks.motion import (
-    _local_checkpoint,
     clip_producer,
     clips_for_video,
     latest_run,
@@ -32,7 +34,6 @@ from videomdm.tasks.motion import (
     save_lifter,
     videos_needing,
 )
-from videomdm.tasks.render import latest_extractor_any
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def clips_flow(
 ) -> dict[str, Any]:
     """Cut every extracted video's tracks into clean clips (idempotent per video)."""
     lake = lake or get_settings().lake
-    extractor = extractor or latest_extractor_any(lake)
+    extractor = extractor or latest_extractor(Lake(lake))
     cfg = ClipConfig()
     todo = videos_needing(lake, "clips", extractor, clip_producer(extractor, cfg), collection)
     total = 0
@@ -140,7 +141,7 @@ def lift_flow(collection: str | None = None, lake: str | None = None) -> dict[st
     lake = lake or get_settings().lake
     run = current_lifter(lake)
     lifter_id = lifter_id_of(run)
-    clip_prod = clip_producer(latest_extractor_any(lake), ClipConfig())
+    clip_prod = clip_producer(latest_extractor(Lake(lake)), ClipConfig())
     todo = videos_needing(lake, "motions", clip_prod, lifter_id, collection)
     total = 0
     with progress_bar("lift", total=len(todo)) as advance:
@@ -171,6 +172,6 @@ def eval_lifter_flow(
             raise ValueError(
                 "none of these clips was held out when the lifter was trained; use --split all"
             )
-    with _local_checkpoint(run["checkpoint_uri"]) as path:
+    with local_path(run["checkpoint_uri"]) as path:
         model, cfg, _ = load_checkpoint(path)
     return evaluate_lifter(model, clips, np.random.default_rng(seed + 7), cfg.noise)

@@ -223,7 +223,6 @@ def _flip(feat, c, joints):
     return feat, c, joints[..., perm, :] * torch.tensor([-1.0, 1.0, 1.0])
 
 
-
 # --- checkpoints --------------------------------------------------------------------------
 
 

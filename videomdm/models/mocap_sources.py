@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from videomdm.models.skeleton import JOINT_NAMES
+
 # CMU's ASF/AMC length unit: (1.0 / 0.45) * 2.54 / 100 m (mocap.cs.cmu.edu FAQ).
 CMU_SCALE = 0.056444
 # The AnimatedDrawings "fair1" clips do not say their unit. Hips stand ~25 units high and the
@@ -132,20 +134,7 @@ DEEPMIMIC_FK: tuple[tuple[str, int, tuple[float, float, float], int], ...] = (
     ("left_elbow", 12, (0.0, -0.274788, 0.0), 1),
     ("left_wrist", 13, (0.0, -0.258947, 0.0), 0),
 )
-DEEPMIMIC_BODY: tuple[str, ...] = (
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-    "left_hip",
-    "right_hip",
-    "left_knee",
-    "right_knee",
-    "left_ankle",
-    "right_ankle",
-)
+DEEPMIMIC_BODY: tuple[str, ...] = JOINT_NAMES[5:]  # the 12 body joints, COCO order
 # humanoid3d has no head joint: its head sphere is centred 0.175 m above the neck joint
 # (radius 0.1025); the skull base is ~0.10 m above the neck joint.
 DEEPMIMIC_HEAD = 0.10

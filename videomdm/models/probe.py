@@ -11,6 +11,8 @@ from typing import IO
 
 import av
 
+from videomdm.models.video import frame_rotation, stream_rotation
+
 log = logging.getLogger(__name__)
 
 
@@ -65,10 +67,8 @@ def _stream_info(container, stream, first: av.VideoFrame) -> VideoInfo:
     frames = int(stream.frames or 0) or int(round(duration * fps))
     if fps <= 0 or frames <= 0:
         raise VideoProbeError(f"no usable frame rate or length (fps={fps}, frames={frames})")
-    # PyAV's frame.rotation is the display matrix angle: the stored picture is turned that many
-    # degrees counter-clockwise for display (checked against ffmpeg's own autorotate), the same
-    # convention as models.video's decoder, which returns upright frames.
-    rotation = int(round((first.rotation or 0) / 90.0)) * 90 % 360
+    # the decoder's rule, so the stored rotation is the one it applies to make frames upright
+    rotation = frame_rotation(first, stream_rotation(stream))
     return VideoInfo(
         fps=fps,
         frame_count=frames,

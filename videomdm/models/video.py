@@ -70,7 +70,7 @@ def _open(path: str | os.PathLike[str]) -> av.container.InputContainer:
     return container
 
 
-def _stream_rotation(stream: av.video.stream.VideoStream) -> int:
+def stream_rotation(stream: av.video.stream.VideoStream) -> int:
     """Legacy ``rotate`` tag (clockwise degrees) as a counter-clockwise angle in [0, 360)."""
     tag = stream.metadata.get("rotate")
     try:
@@ -79,7 +79,7 @@ def _stream_rotation(stream: av.video.stream.VideoStream) -> int:
         return 0
 
 
-def _frame_rotation(frame: av.VideoFrame, fallback: int) -> int:
+def frame_rotation(frame: av.VideoFrame, fallback: int) -> int:
     """Counter-clockwise rotation that makes ``frame`` upright, a multiple of 90 in [0, 360)."""
     # frame.rotation reads the display matrix; it is the angle the matrix rotates the stored
     # picture counter-clockwise for display (FFmpeg's av_display_rotation_get convention).
@@ -93,10 +93,10 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
     try:
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate or Fraction(25)
-        rotation = _stream_rotation(stream)
+        rotation = stream_rotation(stream)
         try:
             first = next(container.decode(stream))
-            rotation = _frame_rotation(first, rotation)
+            rotation = frame_rotation(first, rotation)
         except (StopIteration, av.error.FFmpegError) as e:
             raise VideoDecodeError(f"cannot decode any frame of {path}: {e}") from e
         w, h = stream.codec_context.width, stream.codec_context.height
@@ -137,7 +137,7 @@ def _decode(
     try:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"  # frame + slice threads inside FFmpeg
-        fallback_rot = _stream_rotation(stream)
+        fallback_rot = stream_rotation(stream)
         next_t = 0.0
         idx: list[int] = []
         times: list[float] = []
@@ -157,7 +157,7 @@ def _decode(
                 break
             kept += 1
             rgb = frame.to_ndarray(format="rgb24")  # (H, W, 3)
-            imgs.append(_upright(rgb, _frame_rotation(frame, fallback_rot)))
+            imgs.append(_upright(rgb, frame_rotation(frame, fallback_rot)))
             idx.append(i)
             times.append(t)
             if len(imgs) == batch_size:

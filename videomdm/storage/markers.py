@@ -51,6 +51,21 @@ def markers(lake: Lake, table: str, producer: str | None = None) -> dict[tuple[s
     }
 
 
+def latest_producer(
+    lake: Lake, table: str, item_id: str | None = None, statuses: tuple[str, ...] = FINISHED
+) -> str | None:
+    """The producer that most recently finished an item of ``table`` (this item, or any)."""
+    from videomdm.storage.query import run_sql
+
+    t = run_sql(
+        lake,
+        "select producer from markers where table_name = ? and list_contains(?, status) "
+        "and (? is null or item_id = ?) order by updated_at desc limit 1",
+        params=[table, list(statuses), item_id, item_id],
+    )
+    return t.column("producer")[0].as_py() if t.num_rows else None
+
+
 def set_marker(
     lake: Lake,
     table: str,

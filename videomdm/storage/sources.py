@@ -117,13 +117,14 @@ def _caption_from_csv(text: str, filename: str) -> str | None:
 
 @contextlib.contextmanager
 def local_path(uri: str) -> Iterator[str]:
-    """A local file path for ``uri``: itself when local, else a temporary download."""
+    """A local file path for ``uri`` (a video, a checkpoint): itself when local, else a
+    temporary download removed on exit."""
     fs, path = _fs(uri)
     if "file" in fs.protocol:
         yield path
         return
     suffix = posixpath.splitext(path)[1]
     with tempfile.TemporaryDirectory(prefix="videomdm-") as tmp:
-        local = os.path.join(tmp, "video" + suffix)
+        local = os.path.join(tmp, "file" + suffix)
         fs.get(path, local)
         yield local

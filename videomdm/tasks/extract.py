@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
@@ -23,6 +24,7 @@ from videomdm.storage.markers import (
     NO_PERSON,
     append_item,
     clear_unmarked,
+    latest_producer,
     markers,
     set_marker,
 )
@@ -63,6 +65,30 @@ def pending_videos(
         and v["video_id"] not in done
         and (collection is None or v["collection"] == collection)
     ]
+
+
+def latest_extractor(lake: Lake, video_id: str | None = None) -> str:
+    """The extractor that most recently finished this video (or, without one, any video)."""
+    if video_id is None:
+        found = latest_producer(lake, "keypoints", statuses=(DONE,))
+        where = "in the lake; run `videomdm extract` first"
+    else:
+        found = latest_producer(lake, "keypoints", video_id)
+        where = f"for video {video_id}; run `videomdm extract`"
+    if found is None:
+        raise ValueError(f"no extracted keypoints {where}")
+    return found
+
+
+def list_column(col: pa.ChunkedArray, width: int) -> np.ndarray:
+    """A list column of equal-length rows as a float32 ``(R, width)`` array, without Python
+    objects per row (``to_pylist`` on a long video's keypoints costs seconds)."""
+    return pc.list_flatten(col).to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, width)
+
+
+def keypoint_arrays(t: pa.Table) -> np.ndarray:
+    """``kp_x``, ``kp_y``, ``kp_score`` columns of keypoints rows as ``(R, 17, 3)``."""
+    return np.stack([list_column(t.column(c), 17) for c in ("kp_x", "kp_y", "kp_score")], -1)
 
 
 def keypoint_rows(pf: PersonFrames, video_id: str, extractor: str) -> pa.Table:

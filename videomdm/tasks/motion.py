@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
 import tempfile
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,8 @@ from videomdm.storage.markers import (
     markers,
     set_marker,
 )
+from videomdm.storage.sources import local_path
+from videomdm.tasks.extract import keypoint_arrays
 
 log = logging.getLogger(__name__)
 
@@ -95,13 +95,7 @@ def clips_for_video(
     producer = clip_producer(extractor, cfg)
     tracks = t.column("track_id").to_numpy()
     frames = t.column("frame").to_numpy()
-    kp = np.stack(
-        [
-            np.asarray(t.column(c).to_pylist(), np.float32).reshape(-1, 17)
-            for c in ("kp_x", "kp_y", "kp_score")
-        ],
-        -1,
-    )  # (R, 17, 3)
+    kp = keypoint_arrays(t)  # (R, 17, 3)
     rows = []
     for track in np.unique(tracks):
         sel = tracks == track
@@ -168,7 +162,7 @@ def lift_video(
         params=[video_id, clip_prod],
     )
     clips = t.to_pylist()
-    with _local_checkpoint(checkpoint) as path:
+    with local_path(checkpoint) as path:
         model, _, _ = load_checkpoint(path)
     us = [np.asarray(c["u"], np.float32).reshape(-1, 17, 2) for c in clips]
     confs = [np.asarray(c["conf"], np.float32).reshape(-1, 17) for c in clips]
@@ -210,19 +204,6 @@ def lift_video(
 def checkpoint_uri(lake_root: str, kind: str, run_id: str) -> str:
     """Checkpoints live beside the tables, so an object-store lake keeps them too."""
     return f"{lake_root.rstrip('/')}/checkpoints/{kind}/{run_id}.pt"
-
-
-@contextlib.contextmanager
-def _local_checkpoint(uri: str) -> Iterator[str]:
-    """A local path for a checkpoint URI (downloaded to a temporary folder when remote)."""
-    fs, path = fsspec.core.url_to_fs(uri)
-    if "file" in fs.protocol:
-        yield path
-        return
-    with tempfile.TemporaryDirectory(prefix="videomdm-ckpt-") as tmp:
-        local = str(Path(tmp) / "model.pt")
-        fs.get(path, local)
-        yield local
 
 
 def store_checkpoint(local: str, uri: str) -> str:

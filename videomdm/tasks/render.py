@@ -13,25 +13,12 @@ import numpy as np
 from videomdm.models.render import contact_sheet, draw_people
 from videomdm.models.video import iter_frame_batches
 from videomdm.storage import Lake, run_sql
-from videomdm.storage.markers import FINISHED
 from videomdm.storage.sources import local_path
+from videomdm.tasks.extract import keypoint_arrays, latest_extractor, list_column
 
 log = logging.getLogger(__name__)
 
 People = dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]  # frame -> boxes, kps, track ids
-
-
-def latest_extractor(lake: Lake, video_id: str) -> str:
-    """The extractor whose keypoints of this video finished most recently."""
-    t = run_sql(
-        lake,
-        "select producer from markers where table_name = 'keypoints' and "
-        "item_id = ? and list_contains(?, status) order by updated_at desc limit 1",
-        params=[video_id, list(FINISHED)],
-    )
-    if t.num_rows == 0:
-        raise ValueError(f"video {video_id} has no extracted keypoints; run `videomdm extract`")
-    return t.column("producer")[0].as_py()
 
 
 def load_people(lake: Lake, video_id: str, extractor: str) -> People:
@@ -44,14 +31,8 @@ def load_people(lake: Lake, video_id: str, extractor: str) -> People:
     )
     frames = t.column("frame").to_numpy()
     ids = t.column("track_id").to_numpy()
-    boxes = np.asarray(t.column("bbox").to_pylist(), np.float32).reshape(-1, 4)
-    kp = np.stack(
-        [
-            np.asarray(t.column(c).to_pylist(), np.float32).reshape(-1, 17)
-            for c in ("kp_x", "kp_y", "kp_score")
-        ],
-        axis=-1,
-    )  # (R, 17, 3)
+    boxes = list_column(t.column("bbox"), 4)  # (R, 4)
+    kp = keypoint_arrays(t)  # (R, 17, 3)
     rows: dict[int, list[int]] = defaultdict(list)
     for i, f in enumerate(frames):
         rows[int(f)].append(i)
@@ -140,15 +121,3 @@ def _even(img: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(
         img[: img.shape[0] - img.shape[0] % 2, : img.shape[1] - img.shape[1] % 2]
     )
-
-
-def latest_extractor_any(lake_root: str) -> str:
-    """The keypoints extractor that finished a video most recently (any video)."""
-    t = run_sql(
-        Lake(lake_root),
-        "select producer from markers where table_name = 'keypoints' "
-        "and status = 'done' order by updated_at desc limit 1",
-    )
-    if t.num_rows == 0:
-        raise ValueError("no extracted keypoints in the lake; run `videomdm extract` first")
-    return t.column("producer")[0].as_py()
