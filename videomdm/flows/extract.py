@@ -12,7 +12,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from videomdm.config import get_settings
-from videomdm.flows.progress import progress_bar
+from videomdm.progress import progress_bar
 from videomdm.models.perception import PerceptionConfig
 from videomdm.tasks.extract import extract_video, pending_videos, record_failure, resolve_extractor
 

@@ -12,7 +12,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from videomdm.config import get_settings
-from videomdm.flows.progress import progress_bar
+from videomdm.progress import progress_bar
 from videomdm.tasks.ingest import inspect_video, is_unchanged, list_source, load_known, write_videos
 
 log = logging.getLogger(__name__)

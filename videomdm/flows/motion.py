@@ -13,7 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from videomdm.config import get_settings
-from videomdm.flows.progress import progress_bar
+from videomdm.progress import progress_bar
 from videomdm.models.clips import ClipConfig
 from videomdm.models.lifter import LifterConfig, load_checkpoint
 from videomdm.models.lifter_train import split_by_clip, train_lifter

@@ -77,3 +77,41 @@ def plot_frames(joints: np.ndarray, path: str | Path, title: str = "", n_frames:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def animate_motions(
+    path: str | Path,
+    motions: list[np.ndarray],
+    titles: list[str] | None = None,
+    fps: float = 30.0,
+    stride: int = 2,
+    azim: float = -60.0,
+) -> Path:
+    """A gif of motions ``(T, 17, 3)`` side by side (world, Y up), playing in real time.
+
+    Each panel follows its body's root over the floor (so a walk stays in view) and draws the
+    root's path on the floor, so travel and turns remain visible."""
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    motions = [np.asarray(m, dtype=np.float64) for m in motions]
+    titles = titles or [""] * len(motions)
+    fig = plt.figure(figsize=(2.8 * len(motions), 3.2), dpi=72)
+    axes = [fig.add_subplot(1, len(motions), k + 1, projection="3d") for k in range(len(motions))]
+    n = max(len(m) for m in motions)
+
+    def draw(t: int) -> list:
+        for ax, m, title in zip(axes, motions, titles, strict=True):
+            ax.cla()
+            f = min(t, len(m) - 1)
+            centre = root(m[f]) * np.array([1.0, 0.0, 1.0])
+            _draw_pose(ax, m[f] - centre, azim, f"{title}  {f / fps:.1f} s")
+            trail = root(m[: f + 1]) - centre
+            ax.plot(trail[:, 0], -trail[:, 2], np.zeros(len(trail)), color="0.6", lw=1)
+        return []
+
+    anim = FuncAnimation(fig, draw, frames=range(0, n, stride), blit=False)
+    anim.save(path, writer=PillowWriter(fps=max(1, round(fps / stride))))
+    plt.close(fig)
+    return path

@@ -219,3 +219,28 @@ class Normalizer:
     @classmethod
     def load(cls, path: str | Path) -> Normalizer:
         return cls.from_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+
+
+REDUNDANT = ("local_vel", "foot_contact")  # channels that features_to_joints ignores
+
+
+def redundant_features(joints: torch.Tensor, fps: float = 30.0) -> torch.Tensor:
+    """The redundant channels (``local_vel``, ``foot_contact``) recomputed from joints
+    ``(B, T, 17, 3)``: ``(B, T, 53)``. Torch twin of that part of ``joints_to_features``, used
+    as a (detached) self-consistency target so that 2D-only training needs no 3D for them."""
+    li, ri = [JOINT_INDEX["left_hip"], JOINT_INDEX["left_shoulder"]], [
+        JOINT_INDEX["right_hip"], JOINT_INDEX["right_shoulder"]]  # fmt: skip
+    left = (joints[..., li, :] - joints[..., ri, :]).sum(dim=-2)  # (B, T, 3)
+    theta = torch.atan2(-left[..., 2], left[..., 0])  # skeleton.facing with up = +Y
+    vel = torch.nn.functional.pad(joints.diff(dim=-3), (0, 0, 0, 0, 1, 0))  # (B, T, 17, 3)
+    local_vel = _yaw_rotate(vel, -theta[..., None].expand(vel.shape[:-1]))
+    feet = joints[..., list(FOOT_JOINTS), :]  # (B, T, 2, 3)
+    speed = torch.nn.functional.pad(feet.diff(dim=-3).norm(dim=-1) * fps, (0, 0, 1, 0))
+    floor = feet[..., 1].flatten(-2).amin(-1)[..., None, None]  # (B, 1, 1)
+    contact = (speed < CONTACT_SPEED_MPS) & (feet[..., 1] < floor + CONTACT_HEIGHT_M)
+    return torch.cat([local_vel.flatten(-2), contact.to(joints.dtype)], dim=-1)
+
+
+def redundant_slice() -> slice:
+    """Where the redundant channels sit in the feature vector (they are contiguous, last)."""
+    return slice(FEATURE_LAYOUT[REDUNDANT[0]].start, FEATURE_LAYOUT[REDUNDANT[-1]].stop)

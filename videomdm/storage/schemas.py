@@ -132,6 +132,23 @@ RUNS = pa.schema(
     ]
 )
 
+GENERATIONS = pa.schema(
+    [
+        pa.field("generation_id", pa.string(), nullable=False),
+        pa.field("run_id", pa.string()),  # the training run whose model sampled it
+        pa.field("text", pa.string()),
+        pa.field("seed", pa.int64()),
+        pa.field("sample_index", pa.int32()),
+        pa.field("n_frames", pa.int32()),
+        pa.field("fps", pa.float64()),
+        pa.field("guidance_scale", pa.float32()),
+        pa.field("joints", _F32_LIST),  # (T, 17, 3) flattened, metres, canonical world, Y up
+        pa.field("npy_uri", pa.string()),
+        pa.field("animation_uri", pa.string()),
+        pa.field("created_at", _TS),
+    ]
+)
+
 # Done-markers for big-table writes: one row per (table, video or clip, producer) after the
 # data commit landed; a producer with no marker has no rows that count (see storage.lake).
 MARKERS = pa.schema(
@@ -174,6 +191,9 @@ _SPECS = [
     ),
     TableSpec("releases", RELEASES, ("name",), description="a named dataset version"),
     TableSpec("runs", RUNS, ("run_id",), description="a training or evaluation run"),
+    TableSpec(
+        "generations", GENERATIONS, ("generation_id",), description="one generated motion"
+    ),
     TableSpec(
         "markers", MARKERS, ("table_name", "item_id", "producer"), description="done-markers"
     ),

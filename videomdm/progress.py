@@ -1,4 +1,4 @@
-"""One progress bar helper for every flow (rich; quiet when output is not a terminal)."""
+"""One progress bar helper for every long step (rich; quiet when output is not a terminal)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 @contextlib.contextmanager
-def progress_bar(label: str, total: int) -> Iterator[Callable[[int], None]]:
+def progress_bar(label: str, total: int, completed: int = 0) -> Iterator[Callable[[int], None]]:
     """Yields ``advance(n)``; the bar shows done/total and the time remaining."""
     with Progress(
         TextColumn(f"[bold]{label}"),
@@ -18,5 +18,5 @@ def progress_bar(label: str, total: int) -> Iterator[Callable[[int], None]]:
         TimeRemainingColumn(),
         transient=False,
     ) as progress:
-        task_id = progress.add_task(label, total=total)
+        task_id = progress.add_task(label, total=total, completed=completed)
         yield lambda n: progress.advance(task_id, n)

@@ -1,0 +1,189 @@
+"""Sampling a trained VideoMDM: generation from a condition, reconstruction of a video clip.
+
+Reconstruction samples with the clip's keypoints as guidance: at every denoising step the
+clean estimate x0_hat is moved by a few Adam steps on the depth-weighted reprojection loss
+in the window's camera (reconstruction guidance), and the sampler continues from the
+corrected x0_hat. It can start from pure noise (``strength=1``) or, SDEdit-style, from the
+lifter's motion noised part of the way (``strength < 1``), which keeps the lifter's depth
+where the 2D is silent about it. Long clips are cut into windows of the training length,
+all sampled as one batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from videomdm.models.denoiser import Denoiser
+from videomdm.models.diffusion import DDIMScheduler, DiffusionConfig, sample
+from videomdm.models.losses import DEFAULT_WEIGHTS, reprojection_loss
+from videomdm.models.mdm_data import canonical_camera
+from videomdm.models.motion_repr import Normalizer, features_to_joints, joints_to_features
+
+log = logging.getLogger(__name__)
+
+
+def _model_fn(model: nn.Module, mask: torch.Tensor | None = None):
+    def fn(x, t, cond, drop):
+        m = None if mask is None else torch.cat([mask] * (x.shape[0] // mask.shape[0]))
+        return model(x, t, cond, m, drop)
+
+    return fn
+
+
+@torch.no_grad()
+def generate(
+    model: Denoiser,
+    norm: Normalizer,
+    diffusion_cfg: DiffusionConfig,
+    cond: torch.Tensor | None,
+    n: int,
+    n_frames: int,
+    steps: int = 50,
+    guidance_scale: float = 2.5,
+    seed: int = 0,
+) -> np.ndarray:
+    """``n`` motions of ``n_frames`` from noise: canonical joints ``(n, T, 17, 3)`` metres.
+    ``cond`` ``(n, C)`` (or ``(n,)`` labels; None: unconditional) with classifier-free
+    guidance ``guidance_scale``; DDIM with ``steps`` steps."""
+    device = next(model.parameters()).device
+    sched = DDIMScheduler(diffusion_cfg, min(steps, diffusion_cfg.num_train_steps)).to(device)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    z = sample(
+        _model_fn(model),
+        (n, n_frames, model.cfg.n_feats),
+        sched,
+        guidance_scale,
+        None if cond is None else cond.to(device),
+        generator=gen,
+        device=device,
+    )
+    return features_to_joints(norm.denormalize(z)).cpu().numpy()
+
+
+@dataclass(frozen=True)
+class GuidanceConfig:
+    strength: float = 1.0  # 1: start from noise; < 1: from the lifter's motion noised this far
+    steps: int = 50  # DDIM steps over the full schedule
+    iters: int = 10  # Adam steps on x0_hat per denoising step
+    lr: float = 0.05  # in normalised feature units
+    final_iters: int = 50  # extra refinement of the last x0
+    guidance_scale: float = 1.0  # classifier-free guidance on the condition
+    depth_power: float = 2.0
+    min_depth: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.strength <= 1.0:
+            raise ValueError(f"strength must be in (0, 1], got {self.strength}")
+
+
+def _fit_2d(z, norm, R, t, u, conf, mask, cfg: GuidanceConfig, iters: int):  # noqa: N803
+    """Move normalised features ``z`` ``(B, W, F)`` towards the keypoints."""
+    z = z.detach().clone().requires_grad_(True)
+    opt = torch.optim.Adam([z], lr=cfg.lr)
+    w_pos, w_vel = DEFAULT_WEIGHTS["reproj_pos"], DEFAULT_WEIGHTS["reproj_vel"]
+    for _ in range(iters):
+        joints = features_to_joints(norm.denormalize(z))
+        terms = reprojection_loss(
+            joints, R, t, u, conf, mask, cfg.depth_power, cfg.min_depth, reduction="none"
+        )
+        loss = (w_pos * terms["reproj_pos"] + w_vel * terms["reproj_vel"]).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return z.detach()
+
+
+def reconstruct(
+    model: Denoiser,
+    norm: Normalizer,
+    diffusion_cfg: DiffusionConfig,
+    init_joints: np.ndarray,  # (T, 17, 3) world: the lifter's motion
+    u: np.ndarray,  # (T, 17, 2) normalised keypoints
+    conf: np.ndarray,  # (T, 17)
+    R: np.ndarray,  # (3, 3) world -> camera  # noqa: N803
+    t: np.ndarray,  # (3,)
+    cond: torch.Tensor | None = None,  # (C,) one condition for the clip
+    window: int = 60,
+    cfg: GuidanceConfig = GuidanceConfig(),
+    seed: int = 0,
+    fps: float = 30.0,
+) -> np.ndarray:
+    """A 3D motion ``(T, 17, 3)`` in the same world frame as ``init_joints`` whose projection
+    through ``R, t`` follows the keypoints; windows of ``window`` frames."""
+    n = len(init_joints)
+    starts = list(range(0, n, window))
+    if len(starts) > 1 and n - starts[-1] < 2:  # a 1-frame tail joins the previous window
+        starts.pop()
+    ends = starts[1:] + [n]
+    w = max(e - s for s, e in zip(starts, ends, strict=True))
+    b = len(starts)
+    device = next(model.parameters()).device
+    x0 = torch.zeros(b, w, model.cfg.n_feats)
+    rs, ts = torch.zeros(b, 3, 3), torch.zeros(b, 3)
+    uu, cc = torch.zeros(b, w, 17, 2), torch.zeros(b, w, 17)
+    mask = torch.zeros(b, w, dtype=torch.bool)
+    for k, (s, e) in enumerate(zip(starts, ends, strict=True)):
+        j = np.asarray(init_joints[s:e], np.float64)
+        x0[k, : e - s] = torch.from_numpy(joints_to_features(j, fps))
+        rc, tc = canonical_camera(j, R, t)
+        rs[k], ts[k] = torch.from_numpy(rc), torch.from_numpy(tc)
+        uu[k, : e - s], cc[k, : e - s] = torch.from_numpy(u[s:e]), torch.from_numpy(conf[s:e])
+        mask[k, : e - s] = True
+    rs, ts, uu, cc, mask = (x.to(device) for x in (rs, ts, uu, cc, mask))
+    z = _sample_guided(
+        model,
+        norm,
+        diffusion_cfg,
+        norm.normalize(x0.to(device)),
+        rs,
+        ts,
+        uu,
+        cc,
+        mask,
+        cond,
+        cfg,
+        seed,
+    )
+    canon = features_to_joints(norm.denormalize(z)).cpu().numpy().astype(np.float64)
+    out = np.zeros((n, 17, 3))
+    for k, (s, e) in enumerate(zip(starts, ends, strict=True)):
+        cam = canon[k, : e - s] @ rs[k].cpu().numpy().T.astype(np.float64) + ts[k].cpu().numpy()
+        out[s:e] = (cam - t) @ R  # camera -> world: R^T (x - t)
+    return out.astype(np.float32)
+
+
+def _sample_guided(model, norm, diffusion_cfg, z_init, R, t, u, conf, mask, cond, cfg, seed):  # noqa: N803
+    device = z_init.device
+    sched = DDIMScheduler(diffusion_cfg, min(cfg.steps, diffusion_cfg.num_train_steps)).to(device)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    noise = torch.randn(z_init.shape, generator=gen, device=device)
+    if cfg.strength < 1.0:
+        keep = max(1, round(cfg.strength * len(sched.timesteps)))
+        sched.timesteps = sched.timesteps[-keep:]
+        t0 = sched.timesteps[:1].expand(z_init.shape[0]).to(device)
+        x_T = sched.add_noise(z_init, noise, t0)  # noqa: N806
+    else:
+        x_T = noise  # noqa: N806
+    conds = None if cond is None else cond.to(device)[None].expand(z_init.shape[0], -1)
+
+    def guide(z0_hat: torch.Tensor, step: int) -> torch.Tensor:
+        return _fit_2d(z0_hat, norm, R, t, u, conf, mask, cfg, cfg.iters)
+
+    model.eval()
+    z = sample(
+        _model_fn(model, mask),
+        tuple(z_init.shape),
+        sched,
+        cfg.guidance_scale,
+        conds,
+        guidance_fn=guide if cfg.iters else None,
+        generator=gen,
+        x_T=x_T,
+        device=device,
+    )
+    return _fit_2d(z, norm, R, t, u, conf, mask, cfg, cfg.final_iters) if cfg.final_iters else z

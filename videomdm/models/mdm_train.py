@@ -1,0 +1,322 @@
+"""VideoMDM training: MDM on rough 3D x0, supervised only by the 2D reprojection of x0_hat.
+
+Per batch (``diffusion_loss``): the window's features x0 (the lifter's rough 3D) are
+z-scored, noised to a random step t, and the denoiser predicts x0_hat; x0_hat becomes
+canonical joints, is projected through the window's canonical camera and compared with the
+keypoints (``losses.reprojection_loss``: depth-weighted, confidence-weighted positions and
+velocities). The redundant channels (joint velocities, contacts) never reach the joints;
+they are trained to agree with the predicted positions (or, with ray consistency on, with
+the positions snapped to the keypoint rays), so no 3D enters the 2D mode.
+``supervision="3d"`` trains the same network on the x0 itself (MDM's loss), the baseline.
+
+The ``Trainer`` is nanoGPT-shaped: one config saved in every checkpoint and checked on
+resume, AdamW with warm-up, gradient clipping, an EMA copy (``torch.optim.swa_utils``),
+bf16 autocast, and DDP when ``world_size > 1`` with no other branching. Every step's batch,
+timesteps and noise are drawn from generators seeded by ``(seed, step)`` for the *global*
+batch, each rank taking its slice: a resumed run continues exactly, and N ranks of batch B
+compute the same loss as one process with batch N * B.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from videomdm.models.cameras import world_to_camera
+from videomdm.models.denoiser import Denoiser, DenoiserConfig
+from videomdm.models.diffusion import DiffusionConfig, Scheduler
+from videomdm.models.losses import (
+    masked_mse,
+    ray_consistency_loss,
+    reprojection_loss,
+    snap_to_rays,
+    supervised_3d_loss,
+    total_loss,
+)
+from videomdm.models.mdm_data import Batch, MotionSample, clean_samples, make_batch, sample_windows
+from videomdm.models.motion_repr import (
+    Normalizer,
+    features_to_joints,
+    joints_to_features,
+    redundant_features,
+    redundant_slice,
+)
+
+log = logging.getLogger(__name__)
+
+SUPERVISIONS = ("2d", "3d")
+AMP_DTYPES = ("bf16", "none")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    supervision: str = "2d"  # one of SUPERVISIONS
+    window: int = 60  # frames per training window (2 s at 30 fps)
+    batch_size: int = 32  # per process
+    steps: int = 2000
+    lr: float = 2e-4
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    ema_decay: float = 0.995
+    depth_power: float = 2.0  # w = mean depth ** p; 2 makes the 2D loss track the 3D error
+    min_depth: float = 0.1
+    lambda_pos: float = 7.0  # the paper's lambdas
+    lambda_vel: float = 7.0 * 50
+    lambda_ray: float = 0.0  # optional ray consistency
+    lambda_redundant: float = 0.2  # redundant channels agree with the predicted positions
+    amp: str = "bf16"  # autocast dtype where the device supports it, one of AMP_DTYPES
+    seed: int = 0
+    log_every: int = 50
+    checkpoint_every: int = 500
+
+    def __post_init__(self) -> None:
+        if self.supervision not in SUPERVISIONS:
+            raise ValueError(f"supervision must be one of {SUPERVISIONS}, got {self.supervision!r}")
+        if self.amp not in AMP_DTYPES:
+            raise ValueError(f"amp must be one of {AMP_DTYPES}, got {self.amp!r}")
+        if self.window < 2 or self.batch_size < 1 or self.steps < 0:
+            raise ValueError("window >= 2, batch_size >= 1 and steps >= 0 are required")
+
+    def weights(self) -> dict[str, float]:
+        """The loss terms and their lambdas, the one place they are chosen."""
+        if self.supervision == "3d":
+            return {"x0_mse": 1.0, "joints_3d": 1.0, "vel_3d": 1.0}
+        w = {
+            "reproj_pos": self.lambda_pos,
+            "reproj_vel": self.lambda_vel,
+            "redundant": self.lambda_redundant,
+        }
+        return w | ({"ray": self.lambda_ray} if self.lambda_ray else {})
+
+
+def diffusion_loss(
+    model: nn.Module,
+    scheduler: Scheduler,
+    norm: Normalizer,
+    batch: Batch,
+    t: torch.Tensor,
+    noise: torch.Tensor,
+    cfg: TrainConfig,
+    fps: float = 30.0,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One batch's weighted loss and its logged terms; ``t`` ``(B,)``, ``noise`` like x0."""
+    z0 = norm.normalize(batch.x0) * batch.mask[..., None]  # (B, W, F), padding zeroed
+    zt = scheduler.add_noise(z0, noise, t)
+    with _autocast(cfg, batch.x0.device):
+        z0_hat = model(zt, t, batch.cond, batch.mask).float()  # (B, W, F)
+    joints = features_to_joints(norm.denormalize(z0_hat))  # (B, W, 17, 3) canonical
+    if cfg.supervision == "3d":
+        terms = supervised_3d_loss(joints, batch.joints, batch.mask, z0_hat, z0)
+    else:
+        terms = _terms_2d(z0_hat, joints, batch, norm, cfg, fps)
+    return total_loss(terms, cfg.weights())
+
+
+def _terms_2d(z0_hat, joints, batch: Batch, norm: Normalizer, cfg: TrainConfig, fps: float):
+    terms = reprojection_loss(
+        joints, batch.R, batch.t, batch.u, batch.conf, batch.mask, cfg.depth_power, cfg.min_depth
+    )
+    target = joints.detach()
+    if cfg.lambda_ray:
+        terms |= ray_consistency_loss(
+            joints, batch.R, batch.t, batch.u, batch.conf, batch.mask, cfg.min_depth
+        )
+        target = _snapped(target, batch, cfg.min_depth)
+    red = redundant_slice()
+    want = norm.normalize(_full(redundant_features(target, fps), red))[..., red]
+    terms["redundant"] = masked_mse(z0_hat[..., red], want, batch.mask)
+    return terms
+
+
+def _full(red_feats: torch.Tensor, red: slice) -> torch.Tensor:
+    """Place the redundant channels in an otherwise zero feature tensor (to normalise them)."""
+    out = red_feats.new_zeros(red_feats.shape[:-1] + (red.stop,))
+    out[..., red] = red_feats
+    return out
+
+
+def _snapped(joints: torch.Tensor, batch: Batch, min_depth: float) -> torch.Tensor:
+    """Canonical joints moved to the nearest point of their keypoint's ray (where observed)."""
+    cam = world_to_camera(joints, batch.R[:, None], batch.t[:, None])  # (B, W, 17, 3)
+    ok = (batch.conf > 0) & torch.isfinite(batch.u).all(-1) & (cam[..., 2] > min_depth)
+    snap = snap_to_rays(cam, torch.nan_to_num(batch.u), min_depth)
+    cam = torch.where(ok[..., None], snap, cam)
+    return (cam - batch.t[:, None, None]) @ batch.R[:, None]  # R^T (x - t), row vectors
+
+
+def _autocast(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager:
+    if cfg.amp == "none" or (device.type == "cpu" and not _cpu_bf16()):
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def _cpu_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+class Trainer:
+    """Owns model, EMA, optimiser and data; ``fit`` runs steps, ``state_dict`` resumes."""
+
+    def __init__(
+        self,
+        samples: list[MotionSample],
+        cond: np.ndarray,  # (N, C) one condition row per sample
+        model_cfg: DenoiserConfig,
+        cfg: TrainConfig,
+        diffusion_cfg: DiffusionConfig | None = None,
+        norm: Normalizer | None = None,
+        device: str | torch.device = "cpu",
+        rank: int = 0,
+        world_size: int = 1,
+    ):
+        kept, self.dropped = clean_samples(samples)
+        if not kept:
+            raise ValueError(f"no usable training samples ({dict(self.dropped)} dropped)")
+        keep = [i for i, s in enumerate(samples) if any(s is k for k in kept)]
+        self.samples, self.cond = kept, np.asarray(cond)[keep]
+        self.lengths = np.array([len(s.joints) for s in kept])
+        self.fps = kept[0].fps
+        self.cfg, self.model_cfg = cfg, model_cfg
+        self.diffusion_cfg = diffusion_cfg or DiffusionConfig()
+        self.device, self.rank, self.world_size = torch.device(device), rank, world_size
+        self.norm = norm or Normalizer.fit([joints_to_features(s.joints, s.fps) for s in kept])
+        torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+        self.raw_model = Denoiser(model_cfg).to(self.device)
+        self.model: nn.Module = self.raw_model
+        if world_size > 1:
+            self.model = nn.parallel.DistributedDataParallel(self.raw_model)
+        self.ema = AveragedModel(
+            self.raw_model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True
+        )
+        self.opt = torch.optim.AdamW(
+            self.raw_model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
+        )
+        self.scheduler = Scheduler(self.diffusion_cfg).to(self.device)
+        self.step = 0
+        self.history: list[dict[str, float]] = []
+
+    def batch_at(self, step: int) -> tuple[Batch, torch.Tensor, torch.Tensor]:
+        """This rank's slice of step ``step``'s global batch, timesteps and noise."""
+        cfg, n = self.cfg, self.cfg.batch_size * self.world_size
+        rng = np.random.default_rng([cfg.seed, step])
+        idx, starts = sample_windows(self.lengths, n, cfg.window, rng)
+        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        t = torch.randint(0, self.scheduler.num_train_steps, (n,), generator=gen)
+        noise = torch.randn((n, cfg.window, self.model_cfg.n_feats), generator=gen)
+        mine = slice(self.rank * cfg.batch_size, (self.rank + 1) * cfg.batch_size)
+        batch = make_batch(self.samples, self.cond, idx[mine], starts[mine], cfg.window)
+        return batch.to(self.device), t[mine].to(self.device), noise[mine].to(self.device)
+
+    def lr_at(self, step: int) -> float:
+        return self.cfg.lr * min(1.0, (step + 1) / max(1, self.cfg.warmup_steps))
+
+    def train_step(self) -> dict[str, float]:
+        """One optimiser step; returns the logged terms (floats) and the gradient norm."""
+        cfg = self.cfg
+        batch, t, noise = self.batch_at(self.step)
+        torch.manual_seed(hash((cfg.seed, self.step, self.rank)) % 2**62)  # dropout, cond drop
+        self.model.train()
+        loss, logs = diffusion_loss(
+            self.model, self.scheduler, self.norm, batch, t, noise, cfg, self.fps
+        )
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gnorm = torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), cfg.grad_clip)
+        for group in self.opt.param_groups:
+            group["lr"] = self.lr_at(self.step)
+        if torch.isfinite(gnorm):  # a non-finite gradient skips the update, never the run
+            self.opt.step()
+            self.ema.update_parameters(self.raw_model)
+        self.step += 1
+        out = {k: float(v) for k, v in logs.items()} | {"grad_norm": float(gnorm)}
+        return out | {"step": float(self.step)}
+
+    def fit(
+        self,
+        steps: int | None = None,
+        on_checkpoint: Callable[[Trainer], None] | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[dict[str, float]]:
+        """Train until ``steps`` (default ``cfg.steps``) total steps; checkpoints on the way."""
+        end = self.cfg.steps if steps is None else steps
+        while self.step < end:
+            logs = self.train_step()
+            if self.step % self.cfg.log_every == 0 or self.step == end:
+                self.history.append(logs)
+                log.info(
+                    "step %d: %s",
+                    self.step,
+                    " ".join(f"{k}={v:.4g}" for k, v in logs.items() if k != "step"),
+                )
+            if on_checkpoint and (self.step % self.cfg.checkpoint_every == 0 or self.step == end):
+                on_checkpoint(self)
+            if progress:
+                progress(1)
+        return self.history
+
+    # -- checkpoints ----------------------------------------------------------------------
+
+    def state_dict(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Everything to sample from (``ema``, configs, normaliser) and to resume exactly."""
+        return {
+            "model": self.raw_model.state_dict(),
+            "ema": self.ema.module.state_dict(),
+            "ema_n_averaged": self.ema.n_averaged.clone(),
+            "optimizer": self.opt.state_dict(),
+            "step": self.step,
+            "history": self.history,
+            "train_config": dataclasses.asdict(self.cfg),
+            "model_config": dataclasses.asdict(self.model_cfg),
+            "diffusion_config": dataclasses.asdict(self.diffusion_cfg),
+            "normalizer": self.norm.state_dict(),
+            "extra": extra or {},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume from ``state_dict()``; the configs must match this trainer's (``steps``
+        may differ: resuming to train longer is allowed)."""
+        for key, mine in (
+            ("train_config", self.cfg),
+            ("model_config", self.model_cfg),
+            ("diffusion_config", self.diffusion_cfg),
+        ):
+            theirs = dict(state[key])
+            ours = dataclasses.asdict(mine)
+            if key == "train_config":
+                theirs.pop("steps", None), ours.pop("steps", None)
+            if theirs != ours:
+                diff = {k: (theirs.get(k), v) for k, v in ours.items() if theirs.get(k) != v}
+                raise ValueError(f"checkpoint {key} differs from this run's: {diff}")
+        self.raw_model.load_state_dict(state["model"])
+        self.ema.module.load_state_dict(state["ema"])
+        self.ema.n_averaged.copy_(state["ema_n_averaged"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.norm = Normalizer.from_state_dict(state["normalizer"])
+        self.step = int(state["step"])
+        self.history = list(state["history"])
+
+
+def load_for_sampling(state: dict[str, Any], device: str | torch.device = "cpu"):
+    """The EMA denoiser (eval mode), its normaliser and diffusion config from a checkpoint."""
+    model_cfg = DenoiserConfig(**state["model_config"])
+    model = Denoiser(model_cfg)
+    model.load_state_dict(state["ema"])
+    model.to(device).eval()
+    return (
+        model,
+        Normalizer.from_state_dict(state["normalizer"]),
+        DiffusionConfig(**state["diffusion_config"]),
+    )
