@@ -12,8 +12,9 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from videomdm.config import get_settings
-from videomdm.progress import progress_bar
+from videomdm.flows.runners import task_resources
 from videomdm.models.perception import PerceptionConfig
+from videomdm.progress import progress_bar
 from videomdm.tasks.extract import extract_video, pending_videos, record_failure, resolve_extractor
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,10 @@ def extract_flow(
     storage_options: dict[str, str] | None = None,
     max_videos: int | None = None,
 ) -> dict[str, Any]:
-    """Keypoints for each ingested video lacking them; a failed video is recorded, others go on."""
+    """Keypoints for each ingested video lacking them; a failed video is recorded, others go on.
+
+    Videos run in parallel on the flow's task runner: two threads by default, a Ray cluster
+    with ``extract_flow.with_options(task_runner=make_task_runner("ray", ...))``."""
     s = get_settings()
     lake = lake or s.lake
     storage_options = storage_options or s.storage_options
@@ -48,15 +52,16 @@ def extract_flow(
         "results": [],
     }
     with progress_bar("extract", total=len(jobs)) as advance:
-        futures = extract_video.map(
-            lake_root=unmapped(lake),
-            job=jobs,
-            cfg=unmapped(cfg),
-            extractor=unmapped(extractor),
-            weights_dir=unmapped(weights_dir),
-            flow_run_id=unmapped(run_id),
-            storage_options=unmapped(storage_options),
-        )
+        with task_resources(gpu=cfg.device.startswith(("cuda", "tensorrt"))):
+            futures = extract_video.map(
+                lake_root=unmapped(lake),
+                job=jobs,
+                cfg=unmapped(cfg),
+                extractor=unmapped(extractor),
+                weights_dir=unmapped(weights_dir),
+                flow_run_id=unmapped(run_id),
+                storage_options=unmapped(storage_options),
+            )
         by_future = dict(zip(futures, jobs, strict=True))
         for fut in as_completed(futures):
             result = _result(fut, by_future[fut], lake, extractor, run_id, storage_options)
