@@ -33,25 +33,22 @@ ffmpeg:
 
 MOCAP ?= $(SHARED)/assets/mocap
 DEMO_OUT ?= out/demo
+DEMO_STEPS ?= 300
 
+# The pipeline end to end (ingest, extract, clips, lifter once, lift, release, train, generate);
+# it prints the path of its report (counts, metrics, overlay pictures, generated animations).
 demo: venv ffmpeg
-	$(BIN)/videomdm ingest "$(VIDEOS)" --collection $(COLLECTION)
-	$(BIN)/videomdm extract --collection $(COLLECTION)
+	$(BIN)/videomdm run "$(VIDEOS)" --collection $(COLLECTION) --mocap "$(MOCAP)" \
+	  --train --steps $(DEMO_STEPS) --out $(DEMO_OUT)
+	$(BIN)/videomdm tables
+	$(BIN)/videomdm releases
 	$(BIN)/videomdm sql "SELECT v.filename, k.video_id, count(DISTINCT k.track_id) AS tracks, \
 	  count(*) AS rows, round(avg(list_avg(k.kp_score)), 3) AS mean_kp_score \
 	  FROM keypoints k JOIN videos v USING (video_id) GROUP BY ALL ORDER BY 1"
-	mkdir -p $(DEMO_OUT)
-	for id in $$($(BIN)/videomdm sql "SELECT DISTINCT video_id FROM keypoints" --format csv | tail -n +2); do \
-	  $(BIN)/videomdm render $$id --png -o $(DEMO_OUT)/overlay_$$id.png; done
-	$(BIN)/videomdm clips --collection $(COLLECTION)
-	$(BIN)/videomdm train-lifter --mocap "$(MOCAP)" --if-missing
-	$(BIN)/videomdm lift --collection $(COLLECTION)
-	$(BIN)/videomdm eval-lifter --mocap "$(MOCAP)"
-	$(BIN)/videomdm tables
 	$(BIN)/videomdm sql "SELECT c.clip_id, v.filename, c.track_id, c.n_frames, \
 	  round(c.mean_kp_score::DOUBLE, 2) AS score, m.lifter_id FROM clips c JOIN videos v USING (video_id) \
 	  LEFT JOIN motions m USING (clip_id) ORDER BY 2, 3"
-	@echo "pictures in $(DEMO_OUT)/"
+	@echo "report: $(DEMO_OUT)/report.md"
 
 test: venv ffmpeg
 	$(BIN)/python -m pytest -q -p no:cacheprovider

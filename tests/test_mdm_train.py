@@ -14,7 +14,7 @@ import torch.multiprocessing as mp
 
 from videomdm.models.cameras import project, sample_cameras
 from videomdm.models.denoiser import DenoiserConfig
-from videomdm.models.mdm_data import MotionSample, canonical_camera, clean_samples, make_batch
+from videomdm.models.mdm_data import MotionSample, canonical_camera, clean_samples
 from videomdm.models.mdm_sample import GuidanceConfig, generate, reconstruct
 from videomdm.models.mdm_train import TrainConfig, Trainer, diffusion_loss, load_for_sampling
 from videomdm.models.mocap import load_mocap_dir

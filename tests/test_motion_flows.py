@@ -115,3 +115,36 @@ def test_clips_train_lift_eval(lake_root, walk, assets):
 def test_lift_without_a_lifter_is_a_clear_error(lake_root):
     with pytest.raises(ValueError, match="train-lifter"):
         lift_flow(lake=lake_root)
+
+
+def test_videomdm_train_resume_generate_reconstruct(lake_root, walk, assets, tmp_path):
+    from videomdm.flows.generate import generate_flow, reconstruct_flow
+    from videomdm.flows.train import train_flow
+
+    _fake_video(lake_root, walk.joints)
+    clips_flow(lake=lake_root)
+    train_lifter_flow([str(assets / "mocap" / "cmu_bvh_subject131")], steps=20, lake=lake_root)
+    lift_flow(lake=lake_root)
+    lake = Lake(lake_root)
+
+    first = train_flow(steps=3, lake=lake_root)
+    run = run_sql(lake, "select * from runs where kind = 'train'").to_pylist()[0]
+    config = json.loads(run["config_json"])
+    assert run["status"] == "ok" and run["checkpoint_uri"] == first["checkpoint"]
+    assert config["lineage"]["lifter_id"].startswith("lifter-") and config["lineage"]["clip_ids"]
+    resumed = train_flow(steps=5, lake=lake_root, resume=first["run_id"])
+    assert resumed["run_id"] == first["run_id"] and resumed["metrics"]["step"] == 5
+
+    gen = generate_flow("a person walks", n=2, seconds=1.0, out=str(tmp_path), lake=lake_root)
+    motion = np.load(gen["npy"][0])
+    assert motion.shape == (30, 17, 3) and np.isfinite(motion).all()
+    assert all((tmp_path / p).exists() for p in gen["animations"])
+    assert run_sql(lake, "select count(*) n from generations").column("n")[0].as_py() == 2
+
+    clip_id = run_sql(lake, "select clip_id from clips").column("clip_id")[0].as_py()
+    for _ in range(2):  # re-running replaces the reconstruction
+        reconstruct_flow(clip_id, lake=lake_root)
+    rows = run_sql(lake, "select * from motions where lifter_id = 'videomdm'").to_pylist()
+    assert len(rows) == 1 and np.isfinite(rows[0]["joints"]).all()
+    with pytest.raises(ValueError, match="no clip"):
+        reconstruct_flow("abc123", lake=lake_root)

@@ -85,6 +85,11 @@ class DeviceOpt(str, Enum):
     cuda = "cuda"
 
 
+class RunnerOpt(str, Enum):
+    thread = "thread"
+    ray = "ray"
+
+
 @app.command()
 def extract(
     collection: Annotated[str | None, typer.Option("--collection", "-c")] = None,
@@ -94,14 +99,26 @@ def extract(
     device: Annotated[
         DeviceOpt | None, typer.Option("--device", help="Default: the setting.")
     ] = None,
+    runner: Annotated[
+        RunnerOpt, typer.Option("--runner", help="Run videos on threads here, or on Ray.")
+    ] = RunnerOpt.thread,
+    ray_address: Annotated[
+        str | None, typer.Option("--ray-address", help="ray://HOST:10001; default: local Ray.")
+    ] = None,
 ):
     """Detect, track and extract 2D keypoints of every video not yet extracted."""
     from videomdm.flows.extract import extract_flow
+    from videomdm.flows.runners import make_task_runner, worker_api
 
     s = _settings()
-    summary = extract_flow(
-        collection=collection, pose=pose.value, device=device.value if device else None, lake=s.lake
-    )
+    task_runner = _or_exit(lambda: make_task_runner(runner.value, ray_address))
+    with worker_api(task_runner):
+        summary = extract_flow.with_options(task_runner=task_runner)(
+            collection=collection,
+            pose=pose.value,
+            device=device.value if device else None,
+            lake=s.lake,
+        )
     for r in summary["results"]:
         if r["status"] == "failed":
             err.print(f"[yellow]failed[/yellow] {r['video_id']}: {r['error']}")
@@ -204,6 +221,134 @@ def eval_lifter(
     _print_result(pa.Table.from_pylist(rows), fmt)
 
 
+class Supervision(str, Enum):
+    two_d = "2d"
+    three_d = "3d"
+
+
+class Preset(str, Enum):
+    small = "small"
+    paper = "paper"
+
+
+@app.command()
+def train(
+    release: Annotated[str | None, typer.Option(help="Dataset release (default: now).")] = None,
+    supervision: Annotated[Supervision, typer.Option(help="2d: VideoMDM; 3d: baseline.")] = (
+        Supervision.two_d
+    ),
+    preset: Annotated[Preset, typer.Option(help="Model size and schedule.")] = Preset.small,
+    steps: Annotated[int | None, typer.Option(help="Training steps (preset default).")] = None,
+    resume: Annotated[str | None, typer.Option(help="Run id to continue exactly.")] = None,
+):
+    """Train VideoMDM on lifted clips; under torchrun, one rank per process (DDP)."""
+    from videomdm.tasks.train import ddp_env
+
+    s = _settings()
+    rank, local_rank, world = ddp_env()
+    if world > 1:  # torchrun: every rank trains, rank 0 records; no Prefect flow per rank
+        result = _or_exit(lambda: _train_ddp(s, release, supervision.value, preset.value, steps,
+                                             resume, rank, local_rank, world))
+    else:
+        from videomdm.flows.train import train_flow
+
+        result = _or_exit(lambda: train_flow(release, supervision.value, preset.value, steps,
+                                             s.lake, resume))
+    if rank == 0:
+        console.print(f"run {result['run_id']}: step {result['metrics']['step']}, "
+                      f"loss {result['metrics']['loss']:.4g}, checkpoint {result['checkpoint']}")
+
+
+def _train_ddp(s, release, supervision, preset, steps, resume, rank, local_rank, world):
+    import torch
+    import torch.distributed as dist
+
+    from videomdm.tasks.train import run_training
+
+    cuda = s.resolved_device() == "cuda"
+    device = f"cuda:{local_rank}" if cuda else "cpu"
+    if cuda:
+        torch.cuda.set_device(local_rank)
+    dist.init_process_group("nccl" if cuda else "gloo")
+    try:
+        return run_training(s.lake, release, supervision, preset, steps, resume, device, rank,
+                            world)
+    finally:
+        dist.destroy_process_group()
+
+
+@app.command()
+def generate(
+    text: Annotated[str, typer.Option("--text", "-t", help="What the motion shows.")],
+    n: Annotated[int, typer.Option("-n", help="Samples.")] = 4,
+    seconds: Annotated[float, typer.Option(help="Length of each motion.")] = 4.0,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for .npy and .gif.")] = Path(
+        "out"
+    ),
+    model: Annotated[str | None, typer.Option(help="Run id or checkpoint file.")] = None,
+    seed: int = 0,
+    guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 2.5,
+):
+    """Generate 3D motions from text with the newest trained VideoMDM (or --model)."""
+    from videomdm.flows.generate import generate_flow
+
+    s = _settings()
+    r = _or_exit(lambda: generate_flow(text, n, seconds, str(out), model, s.lake, seed, guidance))
+    for npy, gif in zip(r["npy"], r["animations"], strict=True):
+        console.print(f"{npy}  {gif}")
+
+
+@app.command()
+def reconstruct(
+    clip: Annotated[str, typer.Option("--clip", help="Clip id (see the clips table).")],
+    model: Annotated[str | None, typer.Option(help="Run id or checkpoint file.")] = None,
+    strength: Annotated[float, typer.Option(help="1: from noise; <1: from the lifter.")] = 1.0,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write a gif here.")] = None,
+    seed: int = 0,
+):
+    """3D motion of a clip sampled with its 2D keypoints and camera as guidance."""
+    from videomdm.flows.generate import reconstruct_flow
+
+    s = _settings()
+    r = _or_exit(lambda: reconstruct_flow(clip, model, s.lake, strength, seed,
+                                          str(out) if out else None))
+    console.print(f"clip {clip}: {r['frames']} frames written to motions (lifter_id videomdm)"
+                  + (f"; {r['animation']}" if "animation" in r else ""))
+
+
+@app.command()
+def evaluate(
+    mocap: Annotated[list[str], typer.Option("--mocap", help="Mocap folder(s); repeatable.")],
+    steps: Annotated[int | None, typer.Option(help="Training steps per model.")] = None,
+    cameras: Annotated[int, typer.Option(help="Random cameras per training clip.")] = 4,
+    n_generate: Annotated[int, typer.Option(help="Generated motions per model.")] = 64,
+    strength: Annotated[
+        list[float], typer.Option(help="Reconstruction start: 1 noise, <1 the lifter; repeatable.")
+    ] = [1.0, 0.5],  # noqa: B006 - typer reads list defaults, never mutates them
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for plots.")] = Path(
+        "out/eval"
+    ),
+    fmt: Annotated[OutFormat, typer.Option("--format", "-f")] = OutFormat.table,
+):
+    """Lifter vs VideoMDM (2D only) vs 3D-supervised MDM on held-out mocap (known 3D)."""
+    import pyarrow as pa
+
+    from videomdm.flows.evaluate import evaluate_flow
+
+    s = _settings()
+    m = _or_exit(lambda: evaluate_flow(mocap, steps, "small", cameras, n_generate, tuple(strength),
+                                       out=str(out), lake=s.lake))
+    if fmt is OutFormat.json:
+        sys.stdout.write(json.dumps(m, default=float) + "\n")
+        return
+    for part in ("reconstruction", "generation"):
+        rows = [{"method": k, **{c: round(v, 3) for c, v in r.items()}}
+                for k, r in m[part].items()]
+        console.print(f"[bold]{part}[/bold]")
+        _print_result(pa.Table.from_pylist(rows), fmt)
+    console.print(f"pictures: {', '.join(m['pictures'].values())}")
+
+
 def _or_exit(fn):
     """Run a flow; a user error (ValueError) is one red line and exit 1, not a traceback."""
     try:
@@ -246,12 +391,125 @@ def sql(
     fmt: Annotated[
         OutFormat, typer.Option("--format", "-f", help="Output format.")
     ] = OutFormat.table,
+    release: Annotated[
+        str | None, typer.Option("--release", help="Every table as this release pinned it.")
+    ] = None,
 ):
     """Query the lake with DuckDB; every table is a view (optionally at a past version)."""
     from videomdm.storage import get_lake, run_sql
+    from videomdm.storage.releases import release_versions
 
     at_versions = _parse_at(at)  # a bad --at is a usage error (exit 2), raised before
-    _print_result(_or_exit(lambda: run_sql(get_lake(_settings().lake), query, at=at_versions)), fmt)
+    lake = get_lake(_settings().lake)
+    if release is not None:  # --at still pins single tables on top of the release
+        at_versions = {**_or_exit(lambda: release_versions(lake, release)), **at_versions}
+    _print_result(_or_exit(lambda: run_sql(lake, query, at=at_versions)), fmt)
+
+
+@app.command("release")
+def release_cmd(
+    name: Annotated[str, typer.Argument(help="Release name: letters, digits, '.', '_', '-'.")],
+    notes: Annotated[str | None, typer.Option("--notes", help="Free text kept with it.")] = None,
+):
+    """Pin every data table's current version under NAME (immutable) and announce it."""
+    from videomdm.flows.release import release_flow
+    from videomdm.storage import get_lake
+    from videomdm.storage.releases import check_new_name
+
+    lake = _settings().lake
+    _or_exit(lambda: check_new_name(get_lake(lake), name))  # before a flow run starts
+    r = _or_exit(lambda: release_flow(name, notes, lake=lake))
+    pins = ", ".join(f"{t}={v} ({r['row_counts'][t]} rows)" for t, v in r["table_versions"].items())
+    console.print(f"release {name}: {pins}")
+
+
+@app.command()
+def releases(fmt: Annotated[OutFormat, typer.Option("--format", "-f")] = OutFormat.table):
+    """Every release: when it was made, the table versions it pins, its row counts, notes."""
+    import pyarrow as pa
+
+    from videomdm.storage import get_lake
+    from videomdm.storage.releases import list_releases
+
+    rows = [
+        {
+            "name": r["name"],
+            "created_at": r["created_at"].strftime("%Y-%m-%d %H:%M:%S"),
+            "versions": r["table_versions"],
+            "rows": r["row_counts"],
+            "notes": r["notes"],
+        }
+        for r in list_releases(get_lake(_settings().lake))
+    ]
+    if not rows and fmt is OutFormat.table:
+        console.print("no releases yet; make one with `videomdm release NAME`")
+        return
+    _print_result(pa.Table.from_pylist(rows), fmt)
+
+
+@app.command("run")
+def run_pipeline(
+    source: Annotated[str, typer.Argument(help="Folder or fsspec URI holding videos.")],
+    collection: Annotated[str, typer.Option("--collection", "-c", help="Collection name.")],
+    train: Annotated[bool, typer.Option("--train", help="Then train VideoMDM, generate.")] = False,
+    steps: Annotated[int | None, typer.Option(help="VideoMDM training steps.")] = None,
+    mocap: Annotated[
+        list[str], typer.Option("--mocap", help="Mocap folder(s) to train a lifter if none yet.")
+    ] = [],  # noqa: B006
+    out: Annotated[Path, typer.Option("--out", "-o", help="Report folder.")] = Path("out/pipeline"),
+    release: Annotated[
+        str | None, typer.Option("--release", help="Default: COLLECTION-<UTC time>.")
+    ] = None,
+    lifter_steps: Annotated[int | None, typer.Option(help="Lifter training steps.")] = None,
+    prompt: Annotated[str | None, typer.Option(help="Text to generate from (--train).")] = None,
+):
+    """Ingest, extract, clips, lift and release (with --train: train, generate); a report."""
+    from videomdm.flows.pipeline import check_inputs, pipeline_flow
+
+    lake = _settings().lake
+    _or_exit(lambda: check_inputs(lake, release, mocap))  # before any flow run starts
+    r = _or_exit(
+        lambda: pipeline_flow(
+            source,
+            collection,
+            mocap=mocap or None,
+            train=train,
+            steps=steps,
+            out=str(out),
+            release=release,
+            lifter_steps=lifter_steps,
+            prompt=prompt,
+            lake=lake,
+        )
+    )
+    console.print(f"release {r['release']}; report:")
+    console.print(r["report"], soft_wrap=True)
+
+
+@app.command()
+def serve(
+    only: Annotated[
+        list[str], typer.Option("--only", help="Serve only this deployment (repeatable).")
+    ] = [],  # noqa: B006
+    param: Annotated[
+        list[str], typer.Option("--param", help="Default parameter: DEPLOYMENT.PARAM=VALUE.")
+    ] = [],  # noqa: B006
+    file: Annotated[Path | None, typer.Option("--file", help="Default: prefect.yaml.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Most flow runs at once.")] = None,
+):
+    """Serve prefect.yaml's deployments from this process (schedules and triggers included)."""
+    from videomdm.flows.deployments import (
+        parse_overrides,
+        require_api_url,
+        runner_deployments,
+        serve_deployments,
+    )
+
+    _settings()
+    overrides = _or_exit(lambda: parse_overrides(param))
+    _or_exit(lambda: runner_deployments(file, only, overrides))  # bad names: one line, exit 1
+    _or_exit(require_api_url)
+    serve_deployments(file, only, overrides, limit)
 
 
 def _print_result(result, fmt: OutFormat) -> None:

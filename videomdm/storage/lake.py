@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import logging
 import os
 import time
@@ -89,11 +90,9 @@ class Lake:
         dt = self.table(name)
         if dt is None:
             return TableInfo(name, None, 0, None)
-        adds = pa.table(dt.get_add_actions(flatten=True))  # arro3 -> pyarrow, zero-copy
-        rows = int(pc.sum(adds.column("num_records")).as_py() or 0) if adds.num_rows else 0
         ts = dt.history(1)[0].get("timestamp")
         last = datetime.fromtimestamp(ts / 1000, timezone.utc) if ts else None
-        return TableInfo(name, dt.version(), rows, last)
+        return TableInfo(name, dt.version(), row_count(dt), last)
 
     # -- writing ---------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -110,6 +109,27 @@ class Lake:
         lock_dir = Path(self.root) / "_locks"
         lock_dir.mkdir(parents=True, exist_ok=True)
         with open(lock_dir / f"{name}.lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def item_lock(self, name: str, item: str) -> Iterator[None]:
+        """Hold one item of a table (a video's keypoints, say) for as long as it is produced.
+
+        Two runs of the same step at once would both see no done-marker and both append the
+        item's rows; on a local lake the second waits here and then finds the marker. Object
+        stores have no such lock: run one producer per item there (a Prefect concurrency limit).
+        """
+        if not self.local:
+            yield
+            return
+        digest = hashlib.sha256(item.encode()).hexdigest()[:32]  # ids may hold "/" or ":"
+        lock_dir = Path(self.root) / "_locks" / name
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        with open(lock_dir / f"{digest}.lock", "w") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 yield
@@ -142,31 +162,55 @@ class Lake:
         self, name: str, rows: pa.Table, operation: str, metadata: Mapping[str, Any] | None = None
     ) -> int | None:
         """Upsert ``rows`` into a small table on its key in one commit; returns the new version."""
-        s = spec(name)
-        if s.big:
+        if spec(name).big:
             raise ValueError(f"{name} is a big table: append to it, never merge (see DESIGN.md)")
         if rows.num_rows == 0:
             return self.version(name)
+        return self._merge(name, rows, operation, metadata, update=True)[0]
+
+    def insert_new(
+        self, name: str, rows: pa.Table, operation: str, metadata: Mapping[str, Any] | None = None
+    ) -> int:
+        """Insert the rows whose key is not in the small table yet, in one commit; existing rows
+        are left as they are. Returns how many rows were inserted.
+
+        On a local lake the table lock makes it check-and-insert: of two writers of the same new
+        key exactly one inserts it. On an object store two concurrent inserts can both land.
+        """
+        if rows.num_rows == 0:
+            return 0
+        return self._merge(name, rows, operation, metadata, update=False)[1]
+
+    def _merge(
+        self,
+        name: str,
+        rows: pa.Table,
+        operation: str,
+        metadata: Mapping[str, Any] | None,
+        update: bool,
+    ) -> tuple[int, int]:
+        """One merge commit on the table's key; (new version, rows inserted)."""
+        s = spec(name)
+        if s.big:
+            raise ValueError(f"{name} is a big table: append to it, never merge (see DESIGN.md)")
         rows = conform(s, rows)
         on = " AND ".join(f"t.{k} = s.{k}" for k in s.key)
         with self._lock(name):
             for attempt in range(_COMMIT_RETRIES):
                 dt = self.ensure(name)
                 try:
-                    (
-                        dt.merge(
-                            rows,
-                            predicate=on,
-                            source_alias="s",
-                            target_alias="t",
-                            streamed_exec=False,
-                            commit_properties=_props(operation, metadata),
-                        )
-                        .when_matched_update_all()
-                        .when_not_matched_insert_all()
-                        .execute()
+                    merger = dt.merge(
+                        rows,
+                        predicate=on,
+                        source_alias="s",
+                        target_alias="t",
+                        streamed_exec=False,
+                        commit_properties=_props(operation, metadata),
                     )
-                    return dt.version()
+                    if update:
+                        merger = merger.when_matched_update_all()
+                    metrics = merger.when_not_matched_insert_all().execute()
+                    return dt.version(), int(metrics.get("num_target_rows_inserted", 0))
                 except CommitFailedError:
                     log.warning("commit conflict on %s (attempt %d); retrying", name, attempt + 1)
                     time.sleep(0.05 * 2**attempt)
@@ -202,6 +246,12 @@ class Lake:
             dt = self.table(name)
             if dt is not None:
                 dt.delete(predicate, commit_properties=_props(operation, {}))
+
+
+def row_count(dt: DeltaTable) -> int:
+    """Rows in a snapshot, from the Delta log's per-file counts (no data read)."""
+    adds = pa.table(dt.get_add_actions(flatten=True))  # arro3 -> pyarrow, zero-copy
+    return int(pc.sum(adds.column("num_records")).as_py() or 0) if adds.num_rows else 0
 
 
 def conform(s: TableSpec, rows: pa.Table) -> pa.Table:

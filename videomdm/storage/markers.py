@@ -10,6 +10,7 @@ Rows are never half-written: an append is one Delta commit, or nothing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -64,6 +65,19 @@ def latest_producer(
         params=[table, list(statuses), item_id, item_id],
     )
     return t.column("producer")[0].as_py() if t.num_rows else None
+
+
+@contextlib.contextmanager
+def claim(lake: Lake, table: str, item_id: str, producer: str) -> Iterator[Marker | None]:
+    """Hold one item while producing it; yields its finished marker when another run finished
+    it meanwhile (then produce nothing), else None.
+
+    Without it two runs at once would both find no marker and both append the item's rows, and
+    one run's ``clear_unmarked`` could delete the other's rows between its data and its marker.
+    """
+    with lake.item_lock(table, f"{item_id}|{producer}"):
+        found = markers(lake, table, producer).get((item_id, producer))
+        yield found if found is not None and found.status in FINISHED else None
 
 
 def set_marker(

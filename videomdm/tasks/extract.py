@@ -23,6 +23,7 @@ from videomdm.storage.markers import (
     FINISHED,
     NO_PERSON,
     append_item,
+    claim,
     clear_unmarked,
     latest_producer,
     markers,
@@ -127,8 +128,24 @@ def extract_video(
     flow_run_id: str | None,
     storage_options: dict[str, str] | None = None,
 ) -> dict[str, object]:
-    """Keypoints of one video: one append commit, then its marker. Re-running is safe."""
+    """Keypoints of one video: one append commit, then its marker. Re-running is safe, and so
+    is a second run at the same time (it waits for the video, then finds it finished)."""
     lake = Lake(lake_root, storage_options)
+    with claim(lake, "keypoints", job.video_id, extractor) as finished:
+        if finished is not None:
+            log.info("%s: already %s by a concurrent run", job.uri, finished.status)
+            return {"video_id": job.video_id, "status": finished.status, "rows": 0, "error": None}
+        return _extract(lake, job, cfg, extractor, weights_dir, flow_run_id)
+
+
+def _extract(
+    lake: Lake,
+    job: VideoJob,
+    cfg: PerceptionConfig,
+    extractor: str,
+    weights_dir: str | None,
+    flow_run_id: str | None,
+) -> dict[str, object]:
     clear_unmarked(lake, "keypoints", "video_id", job.video_id, "extractor", extractor)
     meta = {"flow_run_id": flow_run_id, "video_id": job.video_id, "extractor": extractor}
     gpu = cfg.device.startswith(("cuda", "tensorrt"))

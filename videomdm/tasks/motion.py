@@ -26,6 +26,7 @@ from videomdm.storage.markers import (
     FINISHED,
     NO_PERSON,
     append_item,
+    claim,
     clear_unmarked,
     markers,
     set_marker,
@@ -154,6 +155,21 @@ def lift_video(
 ) -> int:
     """Lift every clip of one video: one append into ``motions``, then its marker."""
     lake = Lake(lake_root)
+    with claim(lake, "motions", video_id, lifter_id) as finished:
+        if finished is not None:
+            log.info("%s: already lifted by a concurrent run", video_id)
+            return 0
+        return _lift(lake, video_id, clip_prod, checkpoint, lifter_id, flow_run_id)
+
+
+def _lift(
+    lake: Lake,
+    video_id: str,
+    clip_prod: str,
+    checkpoint: str,
+    lifter_id: str,
+    flow_run_id: str | None,
+) -> int:
     clear_unmarked(lake, "motions", "video_id", video_id, "lifter_id", lifter_id)
     t = run_sql(
         lake,

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import tempfile
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -216,8 +217,9 @@ def run_training(
             _save(tr, uri, {"run_id": run_id, "release": release, "lineage": data.lineage})
             record_run.fn(lake_root, row | {"status": "running", "metrics_json": _metrics(tr)})
 
-    with progress_bar("train", total=cfg.steps, completed=trainer.step) as advance:
-        trainer.fit(on_checkpoint=checkpoint, progress=advance if rank == 0 else None)
+    bar = progress_bar("train", cfg.steps, trainer.step) if rank == 0 else nullcontext(None)
+    with bar as advance:  # one bar, rank 0's
+        trainer.fit(on_checkpoint=checkpoint, progress=advance)
     metrics = _metrics(trainer)
     if rank == 0:
         record_run.fn(
