@@ -107,6 +107,7 @@ def animate_motions(
             f = min(t, len(m) - 1)
             centre = root(m[f]) * np.array([1.0, 0.0, 1.0])
             _draw_pose(ax, m[f] - centre, azim, f"{title}  {f / fps:.1f} s")
+            ax.set_xticklabels([]), ax.set_yticklabels([])  # they overlap at this azimuth
             trail = root(m[: f + 1]) - centre
             ax.plot(trail[:, 0], -trail[:, 2], np.zeros(len(trail)), color="0.6", lw=1)
         return []
