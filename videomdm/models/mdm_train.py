@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.ndimage import gaussian_filter1d
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
@@ -74,6 +75,10 @@ class TrainConfig:
     lambda_vel: float = 7.0 * 50
     lambda_ray: float = 0.0  # optional ray consistency
     lambda_redundant: float = 0.2  # redundant channels agree with the predicted positions
+    # Gaussian sigma (frames) applied to x0 over time. The lifter's jitter lies along the camera
+    # ray, so unsmoothed x0 tells the network where the camera is and it learns to move joints
+    # along the unseen depth freely (docs/evaluation.md); 0 keeps x0 as it is
+    x0_smoothing: float = 3.0
     amp: str = "bf16"  # autocast dtype where the device supports it, one of AMP_DTYPES
     seed: int = 0
     log_every: int = 50
@@ -186,7 +191,7 @@ class Trainer:
         if not kept:
             raise ValueError(f"no usable training samples ({dict(self.dropped)} dropped)")
         keep = [i for i, s in enumerate(samples) if any(s is k for k in kept)]
-        self.samples, self.cond = kept, np.asarray(cond)[keep]
+        self.samples, self.cond = _smoothed(kept, cfg.x0_smoothing), np.asarray(cond)[keep]
         self.lengths = np.array([len(s.joints) for s in kept])
         self.fps = kept[0].fps
         self.cfg, self.model_cfg = cfg, model_cfg
@@ -307,6 +312,15 @@ class Trainer:
         self.norm = Normalizer.from_state_dict(state["normalizer"])
         self.step = int(state["step"])
         self.history = list(state["history"])
+
+
+def _smoothed(samples: list[MotionSample], sigma: float) -> list[MotionSample]:
+    if sigma <= 0:
+        return samples
+    return [
+        dataclasses.replace(s, joints=gaussian_filter1d(s.joints, sigma, axis=0, mode="nearest"))
+        for s in samples
+    ]
 
 
 def load_for_sampling(state: dict[str, Any], device: str | torch.device = "cpu"):
