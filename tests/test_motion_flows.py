@@ -10,16 +10,13 @@ import json
 
 import numpy as np
 import pytest
+from synthetic import fake_video, lifted_lake
 
 from videomdm.flows.motion import clips_flow, eval_lifter_flow, lift_flow, train_lifter_flow
-from videomdm.models.cameras import Intrinsics, look_at, to_pixels
 from videomdm.models.mocap import load_mocap_dir
 from videomdm.storage import Lake, run_sql
-from videomdm.storage.lake import rows_to_table
-from videomdm.storage.markers import DONE, set_marker
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
-EXTRACTOR = "synthetic-test"
 
 
 @pytest.fixture(scope="module")
@@ -28,55 +25,8 @@ def walk(assets):
     return max(clips, key=lambda c: len(c.joints))
 
 
-def _fake_video(lake_root: str, joints: np.ndarray) -> str:
-    """A videos row and keypoints rows of one person seen by a camera 5 m away."""
-    lake, vid = Lake(lake_root), "f" * 16
-    lake.merge(
-        "videos",
-        rows_to_table(
-            "videos",
-            [
-                dict(
-                    video_id=vid,
-                    uri="/nowhere/walk.mp4",
-                    collection="synthetic",
-                    status="ok",
-                    fps=30.0,
-                    width=640,
-                    height=480,
-                    rotation=0,
-                )
-            ],
-        ),
-        "test",
-    )
-    centre = joints[:, 11:13].mean((0, 1))
-    R, t = look_at(centre + np.array([0.0, 0.5, 5.0]), centre, np.array([0.0, 1.0, 0.0]))  # noqa: N806
-    cam = joints @ R.T + t
-    px = to_pixels(cam[..., :2] / cam[..., 2:], Intrinsics.from_fov(640, 480))  # (T, 17, 2)
-    rows = [
-        dict(
-            video_id=vid,
-            extractor=EXTRACTOR,
-            track_id=1,
-            frame=f,
-            t=f / 30,
-            bbox=[0, 0, 1, 1],
-            det_score=0.9,
-            kp_x=px[f, :, 0].tolist(),
-            kp_y=px[f, :, 1].tolist(),
-            kp_score=[0.9] * 17,
-        )
-        for f in range(len(px))
-        if f % 50 != 7
-    ]  # a few missing frames to fill
-    lake.append("keypoints", rows_to_table("keypoints", rows), "test")
-    set_marker(lake, "keypoints", vid, EXTRACTOR, DONE, rows=len(rows))
-    return vid
-
-
 def test_clips_train_lift_eval(lake_root, walk, assets):
-    vid = _fake_video(lake_root, walk.joints)
+    vid = fake_video(lake_root, walk.joints)
     r = clips_flow(lake=lake_root)
     assert r["clips"] == 1
     clip = run_sql(Lake(lake_root), "select * from clips").to_pylist()[0]
@@ -121,10 +71,7 @@ def test_videomdm_train_resume_generate_reconstruct(lake_root, walk, assets, tmp
     from videomdm.flows.generate import generate_flow, reconstruct_flow
     from videomdm.flows.train import train_flow
 
-    _fake_video(lake_root, walk.joints)
-    clips_flow(lake=lake_root)
-    train_lifter_flow([str(assets / "mocap" / "cmu_bvh_subject131")], steps=20, lake=lake_root)
-    lift_flow(lake=lake_root)
+    lifted_lake(lake_root, walk.joints, str(assets / "mocap" / "cmu_bvh_subject131"))
     lake = Lake(lake_root)
 
     first = train_flow(steps=3, lake=lake_root)

@@ -17,15 +17,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-import numpy as np
 import pytest
+from synthetic import lifted_lake
 
-from videomdm.flows.motion import clips_flow, lift_flow, train_lifter_flow
-from videomdm.models.cameras import Intrinsics, look_at, to_pixels
 from videomdm.models.mocap import load_mocap_dir
 from videomdm.storage import Lake, run_sql
-from videomdm.storage.lake import rows_to_table
-from videomdm.storage.markers import DONE, set_marker
 
 BIN = Path(sys.executable).parent
 TIMEOUT_S = 300
@@ -75,35 +71,8 @@ def _synthetic_lake(lake_root: str, assets: Path) -> None:
     walk = max(
         load_mocap_dir(assets / "mocap" / "cmu_bvh_subject131", fps=30), key=lambda c: len(c.joints)
     )
-    lake, vid, joints = Lake(lake_root), "e" * 16, walk.joints
-    video = dict(
-        video_id=vid, uri="/nowhere/walk.mp4", collection="synthetic", status="ok", fps=30.0
-    )
-    lake.merge("videos", rows_to_table("videos", [video | dict(width=640, height=480)]), "t")
-    centre = joints[:, 11:13].mean((0, 1))
-    R, t = look_at(centre + np.array([0.0, 0.5, 5.0]), centre, np.array([0.0, 1.0, 0.0]))  # noqa: N806
-    cam = joints @ R.T + t
-    px = to_pixels(cam[..., :2] / cam[..., 2:], Intrinsics.from_fov(640, 480))  # (T, 17, 2)
-    rows = [
-        dict(
-            video_id=vid,
-            extractor="synthetic",
-            track_id=1,
-            frame=f,
-            t=f / 30,
-            bbox=[0, 0, 1, 1],
-            det_score=0.9,
-            kp_x=px[f, :, 0].tolist(),
-            kp_y=px[f, :, 1].tolist(),
-            kp_score=[0.9] * 17,
-        )
-        for f in range(len(px))
-    ]
-    lake.append("keypoints", rows_to_table("keypoints", rows), "t")
-    set_marker(lake, "keypoints", vid, "synthetic", DONE, rows=len(rows))
-    clips_flow(lake=lake_root)
-    train_lifter_flow([str(assets / "mocap" / "cmu_bvh_subject131")], steps=20, lake=lake_root)
-    assert lift_flow(lake=lake_root)["motions"] == 1
+    lifted_lake(lake_root, walk.joints, str(assets / "mocap" / "cmu_bvh_subject131"))
+    assert run_sql(Lake(lake_root), "select count(*) n from motions").column("n")[0].as_py() == 1
 
 
 @pytest.mark.slow

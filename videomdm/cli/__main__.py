@@ -1,0 +1,3 @@
+from videomdm.cli import app
+
+app()

@@ -1,0 +1,214 @@
+"""Commands over motion: the lifter, VideoMDM training, generation, reconstruction."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from videomdm.cli import OutFormat, _or_exit, _print_result, _settings, app, console
+
+
+@app.command("train-lifter")
+def train_lifter(
+    mocap: Annotated[list[str], typer.Option("--mocap", help="Mocap folder(s); repeatable.")],
+    steps: Annotated[int | None, typer.Option(help="Training steps (default: config).")] = None,
+    seed: int = 0,
+    if_missing: Annotated[bool, typer.Option(help="Do nothing if a lifter is trained.")] = False,
+):
+    """Train the 2D-to-3D lifter on mocap seen through random cameras; records a run."""
+    from videomdm.flows.motion import train_lifter_flow
+    from videomdm.tasks.motion import latest_run
+
+    if if_missing and (run := latest_run(_settings().lake, "train-lifter")) is not None:
+        console.print(f"lifter run {run['run_id']} exists; not training another (--if-missing)")
+        return
+
+    r = _or_exit(lambda: train_lifter_flow(mocap, steps=steps, seed=seed, lake=_settings().lake))
+    m = r["metrics"]
+    console.print(
+        f"lifter run {r['run_id']}: validation PA-MPJPE {m['pa_mpjpe_mm']:.1f} mm clean, "
+        f"{m['noisy_pa_mpjpe_mm']:.1f} mm noisy; checkpoint {r['checkpoint']}"
+    )
+
+
+@app.command()
+def lift(collection: Annotated[str | None, typer.Option("--collection", "-c")] = None):
+    """Lift every clip to 3D with the current lifter (the `motions` table)."""
+    from videomdm.flows.motion import lift_flow
+
+    r = _or_exit(lambda: lift_flow(collection=collection, lake=_settings().lake))
+    console.print(f"{r['motions']} motions from {r['videos']} videos ({r['lifter_id']})")
+
+
+@app.command("eval-lifter")
+def eval_lifter(
+    mocap: Annotated[list[str], typer.Option("--mocap", help="Mocap folder(s); repeatable.")],
+    split: Annotated[str, typer.Option(help="val: only clips held out in training; all.")] = "val",
+    fmt: Annotated[OutFormat, typer.Option("--format", "-f")] = OutFormat.table,
+):
+    """MPJPE, PA-MPJPE (mm) and acceleration error of the current lifter, clean and noisy 2D."""
+    import pyarrow as pa
+
+    from videomdm.flows.motion import eval_lifter_flow
+
+    m = _or_exit(lambda: eval_lifter_flow(mocap, split=split, lake=_settings().lake))
+    if fmt is OutFormat.json:
+        sys.stdout.write(json.dumps(m) + "\n")
+        return
+    rows = [
+        {
+            "model": name,
+            "2d": noise,
+            "mpjpe_mm": m[f"{p}mpjpe_mm"],
+            "pa_mpjpe_mm": m[f"{p}pa_mpjpe_mm"],
+            "accel_error": m[f"{p}accel_error"],
+        }
+        for name, base in (("lifter", ""), ("fixed-depth baseline", "baseline_"))
+        for noise, p in (("clean", base), ("noisy", base + "noisy_"))
+    ]
+    for r in rows:
+        r.update({k: round(v, 1) for k, v in r.items() if isinstance(v, float)})
+    _print_result(pa.Table.from_pylist(rows), fmt)
+
+
+class Supervision(str, Enum):
+    two_d = "2d"
+    three_d = "3d"
+
+
+class Preset(str, Enum):
+    small = "small"
+    paper = "paper"
+
+
+@app.command()
+def train(
+    release: Annotated[str | None, typer.Option(help="Dataset release (default: now).")] = None,
+    supervision: Annotated[Supervision, typer.Option(help="2d: VideoMDM; 3d: baseline.")] = (
+        Supervision.two_d
+    ),
+    preset: Annotated[Preset, typer.Option(help="Model size and schedule.")] = Preset.small,
+    steps: Annotated[int | None, typer.Option(help="Training steps (preset default).")] = None,
+    resume: Annotated[str | None, typer.Option(help="Run id to continue exactly.")] = None,
+):
+    """Train VideoMDM on lifted clips; under torchrun, one rank per process (DDP)."""
+    from videomdm.tasks.train import ddp_env
+
+    s = _settings()
+    rank, local_rank, world = ddp_env()
+    if world > 1:  # torchrun: every rank trains, rank 0 records; no Prefect flow per rank
+        result = _or_exit(
+            lambda: _train_ddp(
+                s, release, supervision.value, preset.value, steps, resume, rank, local_rank, world
+            )
+        )
+    else:
+        from videomdm.flows.train import train_flow
+
+        result = _or_exit(
+            lambda: train_flow(release, supervision.value, preset.value, steps, s.lake, resume)
+        )
+    if rank == 0:
+        console.print(
+            f"run {result['run_id']}: step {result['metrics']['step']}, "
+            f"loss {result['metrics']['loss']:.4g}, checkpoint {result['checkpoint']}"
+        )
+
+
+def _train_ddp(s, release, supervision, preset, steps, resume, rank, local_rank, world):
+    import torch
+    import torch.distributed as dist
+
+    from videomdm.tasks.train import run_training
+
+    cuda = s.resolved_device() == "cuda"
+    device = f"cuda:{local_rank}" if cuda else "cpu"
+    if cuda:
+        torch.cuda.set_device(local_rank)
+    dist.init_process_group("nccl" if cuda else "gloo")
+    try:
+        return run_training(
+            s.lake, release, supervision, preset, steps, resume, device, rank, world
+        )
+    finally:
+        dist.destroy_process_group()
+
+
+@app.command()
+def generate(
+    text: Annotated[str, typer.Option("--text", "-t", help="What the motion shows.")],
+    n: Annotated[int, typer.Option("-n", help="Samples.")] = 4,
+    seconds: Annotated[float, typer.Option(help="Length of each motion.")] = 4.0,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for .npy and .gif.")] = Path(
+        "out"
+    ),
+    model: Annotated[str | None, typer.Option(help="Run id or checkpoint file.")] = None,
+    seed: int = 0,
+    guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 2.5,
+):
+    """Generate 3D motions from text with the newest trained VideoMDM (or --model)."""
+    from videomdm.flows.generate import generate_flow
+
+    s = _settings()
+    r = _or_exit(lambda: generate_flow(text, n, seconds, str(out), model, s.lake, seed, guidance))
+    for npy, gif in zip(r["npy"], r["animations"], strict=True):
+        console.print(f"{npy}  {gif}")
+
+
+@app.command()
+def reconstruct(
+    clip: Annotated[str, typer.Option("--clip", help="Clip id (see the clips table).")],
+    model: Annotated[str | None, typer.Option(help="Run id or checkpoint file.")] = None,
+    strength: Annotated[float, typer.Option(help="1: from noise; <1: from the lifter.")] = 1.0,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write a gif here.")] = None,
+    seed: int = 0,
+):
+    """3D motion of a clip sampled with its 2D keypoints and camera as guidance."""
+    from videomdm.flows.generate import reconstruct_flow
+
+    s = _settings()
+    r = _or_exit(
+        lambda: reconstruct_flow(clip, model, s.lake, strength, seed, str(out) if out else None)
+    )
+    console.print(
+        f"clip {clip}: {r['frames']} frames written to motions (lifter_id videomdm)"
+        + (f"; {r['animation']}" if "animation" in r else "")
+    )
+
+
+@app.command()
+def evaluate(
+    mocap: Annotated[list[str], typer.Option("--mocap", help="Mocap folder(s); repeatable.")],
+    steps: Annotated[int | None, typer.Option(help="Training steps per model.")] = None,
+    cameras: Annotated[int, typer.Option(help="Random cameras per training clip.")] = 4,
+    n_generate: Annotated[int, typer.Option(help="Generated motions per model.")] = 64,
+    strength: Annotated[
+        list[float], typer.Option(help="Reconstruction start: 1 noise, <1 the lifter; repeatable.")
+    ] = [1.0, 0.5],  # noqa: B006 - typer reads list defaults, never mutates them
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for plots.")] = Path("out/eval"),
+    fmt: Annotated[OutFormat, typer.Option("--format", "-f")] = OutFormat.table,
+):
+    """Lifter vs VideoMDM (2D only) vs 3D-supervised MDM on held-out mocap (known 3D)."""
+    import pyarrow as pa
+
+    from videomdm.flows.evaluate import evaluate_flow
+
+    s = _settings()
+    m = _or_exit(
+        lambda: evaluate_flow(
+            mocap, steps, "small", cameras, n_generate, tuple(strength), out=str(out), lake=s.lake
+        )
+    )
+    if fmt is OutFormat.json:
+        sys.stdout.write(json.dumps(m, default=float) + "\n")
+        return
+    for part in ("reconstruction", "generation"):
+        rows = [{"method": k, **{c: round(v, 3) for c, v in r.items()}} for k, r in m[part].items()]
+        console.print(f"[bold]{part}[/bold]")
+        _print_result(pa.Table.from_pylist(rows), fmt)
+    console.print(f"pictures: {', '.join(m['pictures'].values())}")

@@ -1,0 +1,75 @@
+"""Commands that run the product: the whole pipeline, and serving its deployments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from videomdm.cli import _or_exit, _settings, app, console
+
+
+@app.command("run")
+def run_pipeline(
+    source: Annotated[str, typer.Argument(help="Folder or fsspec URI holding videos.")],
+    collection: Annotated[str, typer.Option("--collection", "-c", help="Collection name.")],
+    train: Annotated[bool, typer.Option("--train", help="Then train VideoMDM, generate.")] = False,
+    steps: Annotated[int | None, typer.Option(help="VideoMDM training steps.")] = None,
+    mocap: Annotated[
+        list[str], typer.Option("--mocap", help="Mocap folder(s) to train a lifter if none yet.")
+    ] = [],  # noqa: B006
+    out: Annotated[Path, typer.Option("--out", "-o", help="Report folder.")] = Path("out/pipeline"),
+    release: Annotated[
+        str | None, typer.Option("--release", help="Default: COLLECTION-<UTC time>.")
+    ] = None,
+    lifter_steps: Annotated[int | None, typer.Option(help="Lifter training steps.")] = None,
+    prompt: Annotated[str | None, typer.Option(help="Text to generate from (--train).")] = None,
+):
+    """Ingest, extract, clips, lift and release (with --train: train, generate); a report."""
+    from videomdm.flows.pipeline import check_inputs, pipeline_flow
+
+    lake = _settings().lake
+    _or_exit(lambda: check_inputs(lake, release, mocap))  # before any flow run starts
+    r = _or_exit(
+        lambda: pipeline_flow(
+            source,
+            collection,
+            mocap=mocap or None,
+            train=train,
+            steps=steps,
+            out=str(out),
+            release=release,
+            lifter_steps=lifter_steps,
+            prompt=prompt,
+            lake=lake,
+        )
+    )
+    console.print(f"release {r['release']}; report:")
+    console.print(r["report"], soft_wrap=True)
+
+
+@app.command()
+def serve(
+    only: Annotated[
+        list[str], typer.Option("--only", help="Serve only this deployment (repeatable).")
+    ] = [],  # noqa: B006
+    param: Annotated[
+        list[str], typer.Option("--param", help="Default parameter: DEPLOYMENT.PARAM=VALUE.")
+    ] = [],  # noqa: B006
+    file: Annotated[Path | None, typer.Option("--file", help="Default: prefect.yaml.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Most flow runs at once.")] = None,
+):
+    """Serve prefect.yaml's deployments from this process (schedules and triggers included)."""
+    from videomdm.flows.deployments import (
+        parse_overrides,
+        require_api_url,
+        runner_deployments,
+        serve_deployments,
+    )
+
+    _settings()
+    overrides = _or_exit(lambda: parse_overrides(param))
+    _or_exit(lambda: runner_deployments(file, only, overrides))  # bad names: one line, exit 1
+    _or_exit(require_api_url)
+    serve_deployments(file, only, overrides, limit)
