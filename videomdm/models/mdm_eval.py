@@ -16,11 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from videomdm.models.cameras import NoiseConfig, add_2d_noise, project
+from videomdm.models.cameras import NoiseConfig
 from videomdm.models.lifter import Lifter, camera_to_world, lift_many
-from videomdm.models.lifter_train import clip_camera
 from videomdm.models.mdm_data import MotionSample
-from videomdm.models.metrics import accel_error, mpjpe, pa_mpjpe
+from videomdm.models.metrics import accel_error, mpjpe, pa_mpjpe, random_view
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +47,7 @@ def synthetic_views(
     for clip in clips:
         joints = np.asarray(clip.joints, np.float64)
         for _ in range(cameras_per_clip):
-            R, t = clip_camera(joints, rng)  # noqa: N806
-            cam = joints @ R.T + t
-            u, _ = project(cam)
-            noisy, conf = add_2d_noise(u, rng, noise_cfg)
+            R, t, cam, _, noisy, conf = random_view(joints, rng, noise_cfg)  # noqa: N806
             raw.append((clip, joints, R, t, cam, noisy.astype(np.float32), conf.astype(np.float32)))
     lifted = lift_many(lifter, [r[5] for r in raw], [r[6] for r in raw])
     views = []

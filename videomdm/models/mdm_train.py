@@ -190,7 +190,8 @@ class Trainer:
         kept, self.dropped = clean_samples(samples)
         if not kept:
             raise ValueError(f"no usable training samples ({dict(self.dropped)} dropped)")
-        keep = [i for i, s in enumerate(samples) if any(s is k for k in kept)]
+        kept_ids = {id(k) for k in kept}
+        keep = [i for i, s in enumerate(samples) if id(s) in kept_ids]
         self.samples, self.cond = _smoothed(kept, cfg.x0_smoothing), np.asarray(cond)[keep]
         self.lengths = np.array([len(s.joints) for s in kept])
         self.fps = kept[0].fps

@@ -107,13 +107,14 @@ def fixed_depth_backproject(
     return np.concatenate([u * z[..., None], z[..., None]], axis=-1)
 
 
-def _view(joints: np.ndarray, rng: np.random.Generator, noise_cfg: NoiseConfig):
-    """One random camera's view of a motion: camera joints, clean u, noisy u and conf."""
+def random_view(joints: np.ndarray, rng: np.random.Generator, noise_cfg: NoiseConfig):
+    """One random camera's view of a motion ``(T, 17, 3)``: the camera (R, t), camera-frame
+    joints, clean u, detector-like noisy u and its confidences."""
     R, t = clip_camera(joints, rng)  # noqa: N806
     cam = joints @ R.T + t  # (T, 17, 3)
     u, _ = project(cam)
     noisy, conf = add_2d_noise(u, rng, noise_cfg)
-    return cam, u, noisy, conf
+    return R, t, cam, u, noisy, conf
 
 
 def _scores(preds: list[np.ndarray], gts: list[np.ndarray], prefix: str) -> dict[str, float]:
@@ -147,7 +148,7 @@ def evaluate_lifter(
     for clip in clips:
         joints = np.asarray(getattr(clip, "joints", clip), dtype=np.float64)
         for _ in range(cameras_per_clip):
-            cam, u, u_noisy, conf = _view(joints, rng, noise_cfg)
+            _, _, cam, u, u_noisy, conf = random_view(joints, rng, noise_cfg)
             gts.append(cam)
             clean.append(u)
             noisy.append(u_noisy)

@@ -25,7 +25,7 @@ from videomdm.storage import Lake, run_sql
 from videomdm.storage.lake import rows_to_table, utcnow
 from videomdm.storage.markers import DONE, set_marker
 from videomdm.tasks.motion import latest_run, lifter_id_of
-from videomdm.tasks.train import KIND, NO_CAPTION, load_checkpoint
+from videomdm.tasks.train import KIND, NO_CAPTION, load_checkpoint, train_run
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +60,10 @@ def _train_run(lake_root: str, run_id: str | None) -> dict[str, Any]:
         if run is None:
             raise ValueError("no trained VideoMDM in the lake; run `videomdm train` first")
         return run
-    t = run_sql(
-        Lake(lake_root), "select * from runs where run_id = ? and kind = ?", params=[run_id, KIND]
-    )
-    if not t.num_rows:
+    run = train_run(lake_root, run_id)
+    if run is None:
         raise ValueError(f"--model {run_id!r} is neither a checkpoint file nor a training run id")
-    return t.to_pylist()[0]
+    return run
 
 
 def _cond(m: Loaded, texts: list[str]) -> torch.Tensor | None:

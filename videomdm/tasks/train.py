@@ -29,6 +29,7 @@ from videomdm.models.text_encoder import TextEncoder
 from videomdm.progress import progress_bar
 from videomdm.storage import Lake, run_sql
 from videomdm.storage.lake import utcnow
+from videomdm.storage.releases import release_versions
 from videomdm.storage.sources import local_path
 from videomdm.tasks.motion import (
     checkpoint_uri,
@@ -71,19 +72,11 @@ class TrainData:
     lineage: dict[str, Any]  # release, table versions, lifter, clip ids
 
 
-def release_versions(lake: Lake, release: str | None) -> dict[str, int] | None:
-    """The table versions a release pins (None: the current tables)."""
-    if release is None:
-        return None
-    from videomdm.storage.releases import release_versions as pinned
-
-    return pinned(lake, release)
-
 
 def load_training_data(lake_root: str, release: str | None = None) -> TrainData:
     """Every lifted clip (the newest lifter's, with a finished marker) joined to its 2D."""
     lake = Lake(lake_root)
-    at = release_versions(lake, release)
+    at = release_versions(lake, release) if release else None
     rows = run_sql(
         lake,
         "select m.clip_id, m.lifter_id, m.n_frames, m.fps, m.joints, m.cam_R, m.cam_t, "
@@ -238,16 +231,22 @@ def _metrics(trainer: Trainer) -> dict[str, Any]:
     }
 
 
-def _run(lake_root: str, run_id: str) -> dict[str, Any]:
+def train_run(lake_root: str, run_id: str) -> dict[str, Any] | None:
+    """The ``runs`` row of training run ``run_id``, or None."""
     t = run_sql(
         Lake(lake_root), "select * from runs where run_id = ? and kind = ?", params=[run_id, KIND]
     )
-    if not t.num_rows:
+    return t.to_pylist()[0] if t.num_rows else None
+
+
+def _run(lake_root: str, run_id: str) -> dict[str, Any]:
+    run = train_run(lake_root, run_id)
+    if run is None:
         raise ValueError(
             f"no training run {run_id!r} in the lake (see `videomdm sql "
             f"\"select run_id, status from runs where kind = 'train'\"`)"
         )
-    return t.to_pylist()[0]
+    return run
 
 
 def ddp_env() -> tuple[int, int, int]:
