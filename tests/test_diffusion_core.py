@@ -11,7 +11,7 @@ import torch
 
 from videomdm.models import diffusion, losses, motion_repr, text_encoder
 from videomdm.models.cameras import project, sample_cameras, world_to_camera
-from videomdm.models.denoiser import Denoiser, DenoiserConfig
+from videomdm.models.denoiser import Denoiser, DenoiserConfig, FastDropout
 from videomdm.models.mocap import load_mocap_dir
 from videomdm.models.motion_repr import FEATURE_DIM, Normalizer
 from videomdm.models.skeleton import root
@@ -84,6 +84,14 @@ def test_schedule_and_add_noise():
     eps = sched.convert(x0, x_t, t, "x0", "epsilon")
     assert torch.allclose(eps, noise, atol=1e-3)
     assert torch.allclose(sched.convert(eps, x_t, t, "epsilon", "x0"), x0, atol=1e-4)
+    # v = sqrt(abar) eps - sqrt(1 - abar) x0 (Salimans & Ho 2022), and back to both
+    abar = sched.alphas_cumprod[t][:, None, None]
+    v_true = abar.sqrt() * noise - (1 - abar).sqrt() * x0
+    v = sched.convert(x0, x_t, t, "x0", "v")
+    assert torch.allclose(v, v_true, atol=1e-3)
+    assert torch.allclose(sched.convert(v, x_t, t, "v", "x0"), x0, atol=1e-4)
+    assert torch.allclose(sched.convert(v, x_t, t, "v", "epsilon"), noise, atol=1e-3)
+    assert torch.allclose(sched.convert(eps, x_t, t, "epsilon", "v"), v_true, atol=1e-3)
     with pytest.raises(ValueError, match="cosine"):
         diffusion.DiffusionConfig(schedule="quadratic")
 
@@ -160,6 +168,26 @@ def test_denoiser_shapes_and_padding_invariance():
         DenoiserConfig(cond_mode="audio")
     paper = DenoiserConfig.paper()
     assert (paper.n_layers, paper.width, paper.n_heads, paper.ff_dim) == (8, 512, 4, 1024)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fast_dropout_matches_nn_dropout_statistics(dtype):
+    drop = FastDropout(0.1).train()
+    x = torch.ones(1000, 1001, dtype=dtype, requires_grad=True)
+    torch.manual_seed(0)
+    y = drop(x)
+    kept = y != 0
+    assert abs(1 - kept.float().mean().item() - 0.1) < 2e-3  # drop rate p
+    assert torch.allclose(y[kept].float(), torch.tensor(1 / 0.9), rtol=1e-2)  # scaled by 1/(1-p)
+    assert abs(y.float().mean().item() - 1.0) < 5e-3  # expectation kept
+    y.float().sum().backward()
+    assert torch.equal(x.grad != 0, kept)  # the gradient sees the same mask
+    torch.manual_seed(0)
+    assert torch.equal(drop(x), y)  # the global generator seeds it
+    assert torch.equal(drop.eval()(x), x)
+    assert FastDropout(1.0).train()(x).abs().sum() == 0
+    layer = Denoiser(DenoiserConfig.small()).encoder.layers[0]
+    assert all(isinstance(m, FastDropout) for m in (layer.dropout, layer.dropout1, layer.dropout2))
 
 
 def test_condition_dropped_during_training():

@@ -25,7 +25,7 @@ import torch
 log = logging.getLogger(__name__)
 
 SCHEDULES = ("cosine", "linear")
-PREDICTIONS = ("x0", "epsilon")
+PREDICTIONS = ("x0", "epsilon", "v")
 
 ModelFn = Callable[[torch.Tensor, torch.Tensor, Any, torch.Tensor | None], torch.Tensor]
 GuidanceFn = Callable[[torch.Tensor, int], torch.Tensor]
@@ -157,20 +157,31 @@ class Scheduler:
     def convert(
         self, output: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor | int, src: str, dst: str
     ) -> torch.Tensor:
-        """Convert a prediction between ``x0`` and ``epsilon`` (DDPM eq. 4 solved either way)."""
+        """Convert a prediction between ``x0``, ``epsilon`` and ``v`` (DDPM eq. 4 solved for
+        each; v = sqrt(abar) eps - sqrt(1 - abar) x0, Salimans & Ho 2022)."""
         for kind in (src, dst):
             if kind not in PREDICTIONS:
                 raise ValueError(f"prediction kind must be one of {PREDICTIONS}, got {kind!r}")
         if src == dst:
             return output
         nd = x_t.ndim
+        sa = _extract(self.sqrt_alphas_cumprod, t, nd, x_t)
+        s1 = _extract(self.sqrt_one_minus_alphas_cumprod, t, nd, x_t)
         if src == "epsilon":  # x0 = x_t / sqrt(abar) - sqrt(1/abar - 1) eps
-            return (
+            x0 = (
                 _extract(self.sqrt_recip_alphas_cumprod, t, nd, x_t) * x_t
                 - _extract(self.sqrt_recipm1_alphas_cumprod, t, nd, x_t) * output
             )
+        elif src == "v":
+            x0 = sa * x_t - s1 * output
+        else:
+            x0 = output
+        if dst == "x0":
+            return x0
+        if dst == "v":  # v = (sqrt(abar) x_t - x0) / sqrt(1 - abar)
+            return (sa * x_t - x0) / s1
         # eps = (x_t / sqrt(abar) - x0) / sqrt(1/abar - 1)
-        return (_extract(self.sqrt_recip_alphas_cumprod, t, nd, x_t) * x_t - output) / _extract(
+        return (_extract(self.sqrt_recip_alphas_cumprod, t, nd, x_t) * x_t - x0) / _extract(
             self.sqrt_recipm1_alphas_cumprod, t, nd, x_t
         )
 

@@ -118,7 +118,8 @@ def diffusion_loss(
     z0 = norm.normalize(batch.x0) * batch.mask[..., None]  # (B, W, F), padding zeroed
     zt = scheduler.add_noise(z0, noise, t)
     with _autocast(cfg, batch.x0.device):
-        z0_hat = model(zt, t, batch.cond, batch.mask).float()  # (B, W, F)
+        out = model(zt, t, batch.cond, batch.mask).float()  # (B, W, F)
+    z0_hat = scheduler.convert(out, zt, t, scheduler.config.prediction, "x0")
     joints = features_to_joints(norm.denormalize(z0_hat))  # (B, W, 17, 3) canonical
     if cfg.supervision == "3d":
         terms = supervised_3d_loss(joints, batch.joints, batch.mask, z0_hat, z0)
