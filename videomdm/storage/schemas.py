@@ -191,9 +191,7 @@ _SPECS = [
     ),
     TableSpec("releases", RELEASES, ("name",), description="a named dataset version"),
     TableSpec("runs", RUNS, ("run_id",), description="a training or evaluation run"),
-    TableSpec(
-        "generations", GENERATIONS, ("generation_id",), description="one generated motion"
-    ),
+    TableSpec("generations", GENERATIONS, ("generation_id",), description="one generated motion"),
     TableSpec(
         "markers", MARKERS, ("table_name", "item_id", "producer"), description="done-markers"
     ),

@@ -72,7 +72,6 @@ class TrainData:
     lineage: dict[str, Any]  # release, table versions, lifter, clip ids
 
 
-
 def load_training_data(lake_root: str, release: str | None = None) -> TrainData:
     """Every lifted clip (the newest lifter's, with a finished marker) joined to its 2D."""
     lake = Lake(lake_root)
