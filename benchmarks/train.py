@@ -3,7 +3,8 @@
 A step is everything ``videomdm train`` does per batch: cutting windows and their features
 and canonical cameras, q_sample, the denoiser, features -> joints, the 2D reprojection and
 redundant-channel losses, backward, clipping, AdamW and the EMA update. Sampling is DDIM with
-classifier-free guidance (a doubled batch), reported per generated motion.
+classifier-free guidance (a doubled batch) under the same autocast, reported per generated
+motion.
 
     python benchmarks/train.py [--presets small,paper] [--steps 6] [--amp bf16,none]
         [--device cpu|cuda] [--threads N]
@@ -15,7 +16,10 @@ preset with batch 16 and 120 frames on this project's 2-core CPU.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
+import sys
 import time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: see videomdm/cli.py
@@ -54,21 +58,38 @@ def samples(n: int = 64) -> list[MotionSample]:
 
 
 def time_steps(trainer: Trainer, steps: int) -> float:
+    """Median seconds per step: on a shared 2-core VM single steps vary by +-10%."""
     trainer.train_step()  # warm-up (allocator, autocast caches)
-    start = time.perf_counter()
+    times = []
     for _ in range(steps):
+        start = time.perf_counter()
         trainer.train_step()
-    return (time.perf_counter() - start) / steps
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
 
 
 def sample_ms(trainer: Trainer, ddim: int, n: int = 4) -> float:
     model = trainer.ema.module.eval()
     cond = torch.zeros(n, 384, device=trainer.device)
     window = trainer.cfg.window
-    generate(model, trainer.norm, trainer.diffusion_cfg, cond, n, window, 2, 2.5)  # warm-up
+    amp = trainer.cfg.amp  # the table's amp column applies to sampling too
+    generate(model, trainer.norm, trainer.diffusion_cfg, cond, n, window, 2, 2.5, amp=amp)
     start = time.perf_counter()
-    generate(model, trainer.norm, trainer.diffusion_cfg, cond, n, window, ddim, 2.5)
+    generate(model, trainer.norm, trainer.diffusion_cfg, cond, n, window, ddim, 2.5, amp=amp)
     return (time.perf_counter() - start) * 1000 / n
+
+
+def measure(preset: str, amp: str, steps: int, device: str) -> list[str]:
+    """One table row: training and sampling speed of one preset under one autocast."""
+    data = samples()
+    cond = np.zeros((len(data), 384), np.float32)
+    model_cfg, batch, window = PRESETS[preset]
+    cfg = TrainConfig(batch_size=batch, window=window, amp=amp, log_every=10**9)
+    tr = Trainer(data, cond, model_cfg, cfg, device=device)
+    sec = time_steps(tr, steps)
+    rate = batch / sec
+    return [preset, amp, f"{batch} x {window}", f"{sec:.3f}", f"{rate:.1f}", f"{rate / 11:.2f}x",
+            f"{sample_ms(tr, 50):.0f}", f"{sample_ms(tr, 10):.0f}"]  # fmt: skip
 
 
 def main() -> None:
@@ -78,26 +99,27 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--row", action="store_true", help=argparse.SUPPRESS)  # one row as JSON
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    data = samples()
-    cond = np.zeros((len(data), 384), np.float32)
+    if args.row:
+        print(json.dumps(measure(args.presets, args.amp, args.steps, args.device)))
+        return
     table = Table(title=f"VideoMDM training and sampling ({args.device}, "
                         f"{torch.get_num_threads()} threads)")  # fmt: skip
     for col in ("preset", "amp", "batch x frames", "s/step", "samples/s", "vs MDM 11/s",
                 "DDIM-50 ms/sample", "DDIM-10 ms/sample"):  # fmt: skip
         table.add_column(col, justify="right")
     for preset in args.presets.split(","):
-        model_cfg, batch, window = PRESETS[preset]
         for amp in args.amp.split(","):
-            cfg = TrainConfig(batch_size=batch, window=window, amp=amp, log_every=10**9)
-            tr = Trainer(data, cond, model_cfg, cfg, device=args.device)
-            sec = time_steps(tr, args.steps)
-            rate = batch / sec
-            table.add_row(preset, amp, f"{batch} x {window}", f"{sec:.3f}", f"{rate:.1f}",
-                          f"{rate / 11:.2f}x", f"{sample_ms(tr, 50):.0f}",
-                          f"{sample_ms(tr, 10):.0f}")  # fmt: skip
+            # Each row in a fresh process: after the small preset had run in the same process,
+            # the paper preset's step measured 1.20 s instead of 1.07 s (allocator state).
+            cmd = [sys.executable, __file__, "--row", "--presets", preset, "--amp", amp,
+                   "--steps", str(args.steps), "--device", args.device,
+                   "--threads", str(torch.get_num_threads())]  # fmt: skip
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            table.add_row(*json.loads(out.strip().splitlines()[-1]))
     Console().print(table)
 
 

@@ -12,6 +12,7 @@ probability ``cond_drop_prob`` during training and wherever ``drop_cond`` says s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from dataclasses import dataclass, replace
@@ -24,6 +25,7 @@ from videomdm.models.motion_repr import FEATURE_DIM
 log = logging.getLogger(__name__)
 
 COND_MODES = ("text", "label", "none")
+AMP_DTYPES = ("bf16", "none")
 ACTIVATIONS = ("gelu", "relu")
 
 
@@ -111,6 +113,24 @@ class ConditionEmbedder(nn.Module):
             return null
         emb = self.proj(cond)  # (B, D)
         return torch.where(drop[:, None], null.to(emb.dtype), emb)
+
+
+def autocast(amp: str, device: torch.device | str) -> contextlib.AbstractContextManager:
+    """bf16 autocast for the denoiser where the device has it (CUDA, or a CPU with bf16
+    instructions), else nothing; ``amp`` one of ``AMP_DTYPES``."""
+    if amp not in AMP_DTYPES:
+        raise ValueError(f"amp must be one of {AMP_DTYPES}, got {amp!r}")
+    dev = torch.device(device)
+    if amp == "none" or (dev.type == "cpu" and not _cpu_bf16()):
+        return contextlib.nullcontext()
+    return torch.autocast(dev.type, dtype=torch.bfloat16)
+
+
+def _cpu_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 class FastDropout(nn.Dropout):

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from videomdm.models.denoiser import Denoiser
+from videomdm.models.denoiser import Denoiser, autocast
 from videomdm.models.diffusion import DDIMScheduler, DiffusionConfig, sample
 from videomdm.models.losses import DEFAULT_WEIGHTS, reprojection_loss
 from videomdm.models.mdm_data import canonical_camera
@@ -27,10 +27,11 @@ from videomdm.models.motion_repr import Normalizer, features_to_joints, joints_t
 log = logging.getLogger(__name__)
 
 
-def _model_fn(model: nn.Module, mask: torch.Tensor | None = None):
+def _model_fn(model: nn.Module, mask: torch.Tensor | None = None, amp: str = "none"):
     def fn(x, t, cond, drop):
         m = None if mask is None else torch.cat([mask] * (x.shape[0] // mask.shape[0]))
-        return model(x, t, cond, m, drop)
+        with autocast(amp, x.device):
+            return model(x, t, cond, m, drop).float()
 
     return fn
 
@@ -46,15 +47,17 @@ def generate(
     steps: int = 50,
     guidance_scale: float = 2.5,
     seed: int = 0,
+    amp: str = "bf16",
 ) -> np.ndarray:
     """``n`` motions of ``n_frames`` from noise: canonical joints ``(n, T, 17, 3)`` metres.
     ``cond`` ``(n, C)`` (or ``(n,)`` labels; None: unconditional) with classifier-free
-    guidance ``guidance_scale``; DDIM with ``steps`` steps."""
+    guidance ``guidance_scale``; DDIM with ``steps`` steps; the denoiser under ``amp``
+    autocast where the device has bf16 (the sampler's arithmetic stays fp32)."""
     device = next(model.parameters()).device
     sched = DDIMScheduler(diffusion_cfg, min(steps, diffusion_cfg.num_train_steps)).to(device)
     gen = torch.Generator(device=device).manual_seed(seed)
     z = sample(
-        _model_fn(model),
+        _model_fn(model, amp=amp),
         (n, n_frames, model.cfg.n_feats),
         sched,
         guidance_scale,
@@ -75,6 +78,7 @@ class GuidanceConfig:
     guidance_scale: float = 1.0  # classifier-free guidance on the condition
     depth_power: float = 2.0
     min_depth: float = 0.1
+    amp: str = "bf16"  # autocast for the denoiser (the guidance's own gradients stay fp32)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.strength <= 1.0:
@@ -176,7 +180,7 @@ def _sample_guided(model, norm, diffusion_cfg, z_init, R, t, u, conf, mask, cond
 
     model.eval()
     z = sample(
-        _model_fn(model, mask),
+        _model_fn(model, mask, cfg.amp),
         tuple(z_init.shape),
         sched,
         cfg.guidance_scale,

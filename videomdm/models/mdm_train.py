@@ -19,7 +19,6 @@ compute the same loss as one process with batch N * B.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable
@@ -33,7 +32,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from videomdm.models.cameras import world_to_camera
-from videomdm.models.denoiser import Denoiser, DenoiserConfig
+from videomdm.models.denoiser import AMP_DTYPES, Denoiser, DenoiserConfig, autocast
 from videomdm.models.diffusion import DiffusionConfig, Scheduler
 from videomdm.models.losses import (
     masked_mse,
@@ -55,7 +54,6 @@ from videomdm.models.motion_repr import (
 log = logging.getLogger(__name__)
 
 SUPERVISIONS = ("2d", "3d")
-AMP_DTYPES = ("bf16", "none")
 
 
 @dataclass(frozen=True)
@@ -117,7 +115,7 @@ def diffusion_loss(
     """One batch's weighted loss and its logged terms; ``t`` ``(B,)``, ``noise`` like x0."""
     z0 = norm.normalize(batch.x0) * batch.mask[..., None]  # (B, W, F), padding zeroed
     zt = scheduler.add_noise(z0, noise, t)
-    with _autocast(cfg, batch.x0.device):
+    with autocast(cfg.amp, batch.x0.device):
         out = model(zt, t, batch.cond, batch.mask).float()  # (B, W, F)
     z0_hat = scheduler.convert(out, zt, t, scheduler.config.prediction, "x0")
     joints = features_to_joints(norm.denormalize(z0_hat))  # (B, W, 17, 3) canonical
@@ -158,19 +156,6 @@ def _snapped(joints: torch.Tensor, batch: Batch, min_depth: float) -> torch.Tens
     snap = snap_to_rays(cam, torch.nan_to_num(batch.u), min_depth)
     cam = torch.where(ok[..., None], snap, cam)
     return (cam - batch.t[:, None, None]) @ batch.R[:, None]  # R^T (x - t), row vectors
-
-
-def _autocast(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager:
-    if cfg.amp == "none" or (device.type == "cpu" and not _cpu_bf16()):
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16)
-
-
-def _cpu_bf16() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 class Trainer:
