@@ -14,8 +14,9 @@ import torch.multiprocessing as mp
 
 from videomdm.models.cameras import project, sample_cameras
 from videomdm.models.denoiser import DenoiserConfig
+from videomdm.models.diffusion import DDIMScheduler, DiffusionConfig
 from videomdm.models.mdm_data import MotionSample, canonical_camera, clean_samples
-from videomdm.models.mdm_sample import GuidanceConfig, generate, reconstruct
+from videomdm.models.mdm_sample import GUIDANCE_KINDS, GuidanceConfig, _dps, generate, reconstruct
 from videomdm.models.mdm_train import TrainConfig, Trainer, diffusion_loss, load_for_sampling
 from videomdm.models.mocap import load_mocap_dir
 from videomdm.models.motion_repr import features_to_joints, joints_to_features
@@ -154,7 +155,8 @@ def test_ddp_on_two_cpu_processes_matches_one_process_with_the_doubled_batch(mot
         np.testing.assert_allclose(ddp_state[k], v.numpy(), rtol=1e-4, atol=1e-5)
 
 
-def test_generation_and_guided_reconstruction(motions):
+@pytest.mark.parametrize("kind", GUIDANCE_KINDS)
+def test_generation_and_guided_reconstruction(motions, kind):
     samples = _samples(motions)
     cond = np.zeros((len(samples), 384), np.float32)
     tr = Trainer(samples, cond, TINY, dataclasses.replace(FAST, steps=10, lr=1e-3))
@@ -166,11 +168,41 @@ def test_generation_and_guided_reconstruction(motions):
     n = 50  # two windows of 24 frames and a tail joined to the last
     rough = s.joints[:n] + np.random.default_rng(0).normal(0, 0.08, (n, 17, 3)).astype(np.float32)
     out = reconstruct(model, norm, dcfg, rough, s.u[:n], s.conf[:n], s.R, s.t, window=24,
-                      cfg=GuidanceConfig(steps=5, iters=5, final_iters=50))  # fmt: skip
+                      cfg=GuidanceConfig(kind=kind, steps=5, iters=5, final_iters=50))  # fmt: skip
     assert out.shape == (n, 17, 3) and np.isfinite(out).all()
 
     def err2d(j):
         u, _ = project(j.astype(np.float64) @ s.R.T + s.t)
         return np.linalg.norm(u - s.u[:n], axis=-1).mean()
 
-    assert err2d(out) < 0.5 * err2d(rough)  # the guidance pulls the 3D onto the keypoints
+    if kind == "adam":  # fits x0 itself: tighter than the rough motion's 2D
+        assert err2d(out) < 0.5 * err2d(rough)
+    else:  # with no step it is exactly the unguided DDIM sampler
+        # fp32: the no-grad path takes the encoder's fused inference kernels, DPS cannot
+        dps0 = GuidanceConfig(kind="dps", steps=5, dps_scale=0.0, amp="none")
+        adam0 = GuidanceConfig(kind="adam", steps=5, iters=0, final_iters=0, amp="none")
+        free = reconstruct(model, norm, dcfg, rough, s.u[:n], s.conf[:n], s.R, s.t, window=24,
+                           cfg=dps0)  # fmt: skip
+        plain = reconstruct(model, norm, dcfg, rough, s.u[:n], s.conf[:n], s.R, s.t, window=24,
+                            cfg=adam0)  # fmt: skip
+        np.testing.assert_allclose(free, plain, atol=1e-4)
+
+
+def test_dps_step_descends_the_2d_loss():
+    """Through an identity denoiser (x0_hat = x_t) one DPS step at t = 0 is a normalised
+    gradient step on x_t: the loss must fall, and more for a larger step."""
+    sched = DDIMScheduler(DiffusionConfig(), 1)  # the single step t = 0
+    target = torch.randn(3, 10, 4)
+
+    def loss_fn(z):
+        return ((z - target) ** 2).mean(dim=(1, 2))
+
+    x_t = torch.randn(3, 10, 4)
+    before = loss_fn(x_t)
+    after = [
+        loss_fn(
+            _dps(lambda x, t, c, d: x, sched, x_t, None, loss_fn, GuidanceConfig(dps_scale=k), None)
+        )  # fmt: skip
+        for k in (0.1, 0.5)
+    ]
+    assert torch.all(after[0] < before) and torch.all(after[1] < after[0])

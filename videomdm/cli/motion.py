@@ -165,6 +165,9 @@ def reconstruct(
     clip: Annotated[str, typer.Option("--clip", help="Clip id (see the clips table).")],
     model: Annotated[str | None, typer.Option(help="Run id or checkpoint file.")] = None,
     strength: Annotated[float, typer.Option(help="1: from noise; <1: from the lifter.")] = 1.0,
+    guidance: Annotated[
+        str, typer.Option(help="dps: 2D-loss gradient through the denoiser; adam: fit x0 directly.")
+    ] = "dps",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write a gif here.")] = None,
     seed: int = 0,
 ):
@@ -173,7 +176,9 @@ def reconstruct(
 
     s = _settings()
     r = _or_exit(
-        lambda: reconstruct_flow(clip, model, s.lake, strength, seed, str(out) if out else None)
+        lambda: reconstruct_flow(
+            clip, model, s.lake, strength, seed, str(out) if out else None, guidance
+        )
     )
     console.print(
         f"clip {clip}: {r['frames']} frames written to motions (lifter_id videomdm)"
@@ -190,6 +195,9 @@ def evaluate(
     strength: Annotated[
         list[float], typer.Option(help="Reconstruction start: 1 noise, <1 the lifter; repeatable.")
     ] = [1.0, 0.5],  # noqa: B006 - typer reads list defaults, never mutates them
+    guidance: Annotated[
+        list[str], typer.Option(help="Reconstruction guidance: dps, adam; repeatable.")
+    ] = ["dps", "adam"],  # noqa: B006
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for plots.")] = Path("out/eval"),
     fmt: Annotated[OutFormat, typer.Option("--format", "-f")] = OutFormat.table,
 ):
@@ -201,8 +209,16 @@ def evaluate(
     s = _settings()
     m = _or_exit(
         lambda: evaluate_flow(
-            mocap, steps, "small", cameras, n_generate, tuple(strength), out=str(out), lake=s.lake
-        )
+            mocap,
+            steps,
+            "small",
+            cameras,
+            n_generate,
+            tuple(strength),
+            out=str(out),
+            lake=s.lake,
+            guidances=tuple(guidance),
+        )  # fmt: skip
     )
     if fmt is OutFormat.json:
         sys.stdout.write(json.dumps(m, default=float) + "\n")

@@ -42,6 +42,7 @@ def evaluate_flow(
     n_generate: int = 64,
     strengths: tuple[float, ...] = (1.0, 0.5),
     seed: int = 0,
+    guidances: tuple[str, ...] = ("dps", "adam"),
     out: str = "out/eval",
     lake: str | None = None,
 ) -> dict[str, Any]:
@@ -70,8 +71,12 @@ def evaluate_flow(
     for name, state in states.items():  # kept, to study sampling without retraining
         out_dir.mkdir(parents=True, exist_ok=True)
         torch.save(state, out_dir / f"{name}.pt")
-    guidances = {("" if g == 1.0 else f"@{g:g}"): GuidanceConfig(strength=g) for g in strengths}
-    recon, preds = score_reconstruction(val_views, states, guidances, device)
+    configs = {
+        f" {kind}" + ("" if g == 1.0 else f"@{g:g}"): GuidanceConfig(kind=kind, strength=g)
+        for kind in guidances
+        for g in strengths
+    }
+    recon, preds = score_reconstruction(val_views, states, configs, device)
     gen, _ = score_generation(train, val, states, n_generate, seed, device)
     pictures = {
         "reconstruction": str(plot_reconstruction(recon, out_dir / "eval_reconstruction.png")),
@@ -99,6 +104,7 @@ def evaluate_flow(
                 "train": dataclasses.asdict(cfg),
                 "cameras": cameras,
                 "strengths": list(strengths),
+                "guidances": list(guidances),
                 "lifter_run": run["run_id"],
                 "n_generate": n_generate,
             },

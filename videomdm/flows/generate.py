@@ -55,9 +55,11 @@ def reconstruct_flow(
     strength: float = 1.0,
     seed: int = 0,
     out: str | None = None,
+    guidance: str = "dps",
 ) -> dict[str, Any]:
-    """3D motion of one clip sampled with its keypoints and camera as guidance, written to
-    ``motions`` with lifter_id ``videomdm``; ``out`` also writes a gif beside the lifter's."""
+    """3D motion of one clip sampled with its keypoints and camera as guidance (``guidance``
+    one of ``GUIDANCE_KINDS``), written to ``motions`` with lifter_id ``videomdm``; ``out``
+    also writes a gif beside the lifter's."""
     s = get_settings()
     lake = lake or s.lake
     m = load_model(lake, model, s.resolved_device())
@@ -65,7 +67,7 @@ def reconstruct_flow(
         lake,
         m,
         clip_id,
-        GuidanceConfig(strength=strength),
+        GuidanceConfig(kind=guidance, strength=strength),
         seed,
         str(flow_run.id) if flow_run.id else None,
     )

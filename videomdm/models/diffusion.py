@@ -299,7 +299,7 @@ def cfg_combine(out_cond: torch.Tensor, out_uncond: torch.Tensor, scale: float) 
     return out_uncond + scale * (out_cond - out_uncond)
 
 
-def _guided_output(
+def guided_output(
     model_fn: ModelFn, x: torch.Tensor, t: int, cond: Any, guidance_scale: float
 ) -> torch.Tensor:
     """Model output at step ``t``, CFG-combined; cond and uncond run as one doubled batch."""
@@ -338,7 +338,7 @@ def sample(
     pred = scheduler.config.prediction
     for t_tensor in scheduler.timesteps:
         t = int(t_tensor)
-        out = _guided_output(model_fn, x, t, cond, guidance_scale)
+        out = guided_output(model_fn, x, t, cond, guidance_scale)
         if guidance_fn is not None:
             x0 = scheduler.convert(out, x, t, pred, "x0")
             with torch.enable_grad():

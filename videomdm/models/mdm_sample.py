@@ -11,6 +11,7 @@ all sampled as one batch.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ import torch
 from torch import nn
 
 from videomdm.models.denoiser import Denoiser, autocast
-from videomdm.models.diffusion import DDIMScheduler, DiffusionConfig, sample
+from videomdm.models.diffusion import DDIMScheduler, DiffusionConfig, guided_output, sample
 from videomdm.models.losses import DEFAULT_WEIGHTS, reprojection_loss
 from videomdm.models.mdm_data import canonical_camera
 from videomdm.models.motion_repr import Normalizer, features_to_joints, joints_to_features
@@ -68,13 +69,28 @@ def generate(
     return features_to_joints(norm.denormalize(z)).cpu().numpy()
 
 
+GUIDANCE_KINDS = ("dps", "adam")
+
+
 @dataclass(frozen=True)
 class GuidanceConfig:
+    """How reconstruction follows the keypoints.
+
+    ``dps`` (diffusion posterior sampling, Chung et al. 2023): after each DDIM step, x_t moves
+    down the gradient of the 2D loss of x0_hat(x_t) *through the denoiser*, by ``dps_scale``
+    / sqrt(loss) per window; the network's Jacobian keeps the correction on the motions it
+    knows, so depth and smoothness come from the prior. ``adam``: ``iters`` Adam steps on
+    x0_hat itself per step, and ``final_iters`` on the result; it fits the 2D more tightly but
+    moves every feature channel, the unseen ones too (jitter).
+    """
+
+    kind: str = "dps"  # one of GUIDANCE_KINDS
     strength: float = 1.0  # 1: start from noise; < 1: from the lifter's motion noised this far
     steps: int = 50  # DDIM steps over the full schedule
-    iters: int = 10  # Adam steps on x0_hat per denoising step
-    lr: float = 0.05  # in normalised feature units
-    final_iters: int = 50  # extra refinement of the last x0
+    dps_scale: float = 10.0  # dps: step on x_t, normalised features per sqrt(loss)
+    iters: int = 10  # adam: steps on x0_hat per denoising step
+    lr: float = 0.05  # adam: in normalised feature units
+    final_iters: int = 50  # adam: extra refinement of the last x0
     guidance_scale: float = 1.0  # classifier-free guidance on the condition
     depth_power: float = 2.0
     min_depth: float = 0.1
@@ -83,19 +99,28 @@ class GuidanceConfig:
     def __post_init__(self) -> None:
         if not 0.0 < self.strength <= 1.0:
             raise ValueError(f"strength must be in (0, 1], got {self.strength}")
+        if self.kind not in GUIDANCE_KINDS:
+            raise ValueError(f"guidance kind must be one of {GUIDANCE_KINDS}, got {self.kind!r}")
+
+
+def _loss_2d(z, norm, R, t, u, conf, mask, cfg: GuidanceConfig) -> torch.Tensor:  # noqa: N803
+    """Weighted reprojection loss of normalised features ``z`` ``(B, W, F)``, per window."""
+    joints = features_to_joints(norm.denormalize(z))
+    terms = reprojection_loss(
+        joints, R, t, u, conf, mask, cfg.depth_power, cfg.min_depth, reduction="none"
+    )
+    return (
+        DEFAULT_WEIGHTS["reproj_pos"] * terms["reproj_pos"]
+        + DEFAULT_WEIGHTS["reproj_vel"] * terms["reproj_vel"]
+    )
 
 
 def _fit_2d(z, norm, R, t, u, conf, mask, cfg: GuidanceConfig, iters: int):  # noqa: N803
     """Move normalised features ``z`` ``(B, W, F)`` towards the keypoints."""
     z = z.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([z], lr=cfg.lr)
-    w_pos, w_vel = DEFAULT_WEIGHTS["reproj_pos"], DEFAULT_WEIGHTS["reproj_vel"]
     for _ in range(iters):
-        joints = features_to_joints(norm.denormalize(z))
-        terms = reprojection_loss(
-            joints, R, t, u, conf, mask, cfg.depth_power, cfg.min_depth, reduction="none"
-        )
-        loss = (w_pos * terms["reproj_pos"] + w_vel * terms["reproj_vel"]).sum()
+        loss = _loss_2d(z, norm, R, t, u, conf, mask, cfg).sum()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -175,12 +200,19 @@ def _sample_guided(model, norm, diffusion_cfg, z_init, R, t, u, conf, mask, cond
         x_T = noise  # noqa: N806
     conds = None if cond is None else cond.to(device)[None].expand(z_init.shape[0], -1)
 
+    model.eval()
+    model_fn = _model_fn(model, mask, cfg.amp)
+    if cfg.kind == "dps":
+        loss_fn = functools.partial(
+            _loss_2d, norm=norm, R=R, t=t, u=u, conf=conf, mask=mask, cfg=cfg
+        )
+        return _dps(model_fn, sched, x_T, conds, loss_fn, cfg, gen)
+
     def guide(z0_hat: torch.Tensor, step: int) -> torch.Tensor:
         return _fit_2d(z0_hat, norm, R, t, u, conf, mask, cfg, cfg.iters)
 
-    model.eval()
     z = sample(
-        _model_fn(model, mask, cfg.amp),
+        model_fn,
         tuple(z_init.shape),
         sched,
         cfg.guidance_scale,
@@ -191,3 +223,21 @@ def _sample_guided(model, norm, diffusion_cfg, z_init, R, t, u, conf, mask, cond
         device=device,
     )
     return _fit_2d(z, norm, R, t, u, conf, mask, cfg, cfg.final_iters) if cfg.final_iters else z
+
+
+def _dps(model_fn, sched, x_T, conds, loss_fn, cfg: GuidanceConfig, gen) -> torch.Tensor:  # noqa: N803
+    """DDIM where each step's x_{t-1} also moves against d loss(x0_hat(x_t)) / d x_t."""
+    pred = sched.config.prediction
+    x = x_T
+    for t_tensor in sched.timesteps:
+        t = int(t_tensor)
+        with torch.enable_grad():
+            x_in = x.detach().requires_grad_(True)
+            x0 = sched.convert(guided_output(model_fn, x_in, t, conds, cfg.guidance_scale),
+                               x_in, t, pred, "x0")  # fmt: skip
+            loss = loss_fn(x0)  # (B,)
+            (grad,) = torch.autograd.grad(loss.sum(), x_in)
+        out = sched.convert(x0.detach(), x, t, "x0", pred)
+        x = sched.step(out, t, x, generator=gen).prev_sample
+        x = x - cfg.dps_scale * grad / loss.detach().sqrt().clamp(min=1e-6)[:, None, None]
+    return x.detach()
