@@ -81,7 +81,8 @@ def reconstruct_flow(
                 res["conf"],
                 res["joints"],
                 res["init"],
-                title=f"VideoMDM (left 3D) vs lifter (right), clip {clip_id}",
+                title=f"clip {clip_id}",
+                labels=("VideoMDM", "lifter"),
             )
         )
     return result

@@ -63,10 +63,11 @@ def animate_lift(
     fps: float = 30.0,
     stride: int = 2,
     title: str = "",
+    labels: tuple[str, str] = ("3D output", "ground truth"),
 ) -> Path:
     """Write a gif: ``u`` ``(T, 17, 2)`` with ``conf`` ``(T, 17)``, the lifted ``pred`` and the
     ground truth ``gt`` (``(T, 17, 3)`` camera frame, optional), every ``stride``-th frame,
-    playing in real time for a clip at ``fps``."""
+    playing in real time for a clip at ``fps``; ``labels`` name the two 3D panels."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     pred = pred - root(pred)[:, None]
@@ -81,9 +82,9 @@ def animate_lift(
 
     def draw(t: int) -> list:
         _draw_2d(axes[0], u[t], conf[t], _limits_2d(u, t))
-        _draw_3d(axes[1], pred[t], f"3D output  (frame {t})", radius)
+        _draw_3d(axes[1], pred[t], f"{labels[0]}  (frame {t})", radius)
         if gt is not None:
-            _draw_3d(axes[2], gt[t], "ground truth", radius)
+            _draw_3d(axes[2], gt[t], labels[1], radius)
         return []
 
     anim = FuncAnimation(fig, draw, frames=frames, blit=False)
