@@ -79,8 +79,8 @@ def reconstruct_flow(
                 gif,
                 res["u"],
                 res["conf"],
-                res["joints"],
-                res["init"],
+                res["joints_cam"],
+                res["init_cam"],
                 title=f"clip {clip_id}",
                 labels=("VideoMDM", "lifter"),
             )

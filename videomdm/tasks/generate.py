@@ -198,7 +198,11 @@ def reconstruct_task(
         data_version=lake.version("motions"),
         flow_run_id=flow_run_id,
     )
-    return {"clip_id": clip_id, "joints": joints, "u": u, "conf": conf, "init": init}
+    def cam(world: np.ndarray) -> np.ndarray:  # what the pictures draw: the camera's view
+        return (world.astype(np.float64) @ R.T + t).astype(np.float32)
+
+    return {"clip_id": clip_id, "joints": joints, "u": u, "conf": conf, "init": init,
+            "joints_cam": cam(joints), "init_cam": cam(init)}  # fmt: skip
 
 
 def _clip_and_motion(lake_root: str, clip_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
