@@ -81,6 +81,11 @@ class Supervision(str, Enum):
     three_d = "3d"
 
 
+class Guidance(str, Enum):  # mirrors models.mdm_sample.GUIDANCE_KINDS (no torch import here)
+    dps = "dps"
+    adam = "adam"
+
+
 class Preset(str, Enum):
     small = "small"
     paper = "paper"
@@ -166,8 +171,8 @@ def reconstruct(
     model: Annotated[str | None, typer.Option(help="Run id or checkpoint file.")] = None,
     strength: Annotated[float, typer.Option(help="1: from noise; <1: from the lifter.")] = 1.0,
     guidance: Annotated[
-        str, typer.Option(help="dps: 2D-loss gradient through the denoiser; adam: fit x0 directly.")
-    ] = "dps",
+        Guidance, typer.Option(help="dps: 2D-loss gradient through the denoiser; adam: fit x0.")
+    ] = Guidance.dps,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write a gif here.")] = None,
     seed: int = 0,
 ):
@@ -177,7 +182,7 @@ def reconstruct(
     s = _settings()
     r = _or_exit(
         lambda: reconstruct_flow(
-            clip, model, s.lake, strength, seed, str(out) if out else None, guidance
+            clip, model, s.lake, strength, seed, str(out) if out else None, guidance.value
         )
     )
     console.print(
@@ -196,8 +201,8 @@ def evaluate(
         list[float], typer.Option(help="Reconstruction start: 1 noise, <1 the lifter; repeatable.")
     ] = [1.0, 0.5],  # noqa: B006 - typer reads list defaults, never mutates them
     guidance: Annotated[
-        list[str], typer.Option(help="Reconstruction guidance: dps, adam; repeatable.")
-    ] = ["dps", "adam"],  # noqa: B006
+        list[Guidance], typer.Option(help="Reconstruction guidance; repeatable.")
+    ] = [Guidance.dps, Guidance.adam],  # noqa: B006
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for plots.")] = Path("out/eval"),
     fmt: Annotated[OutFormat, typer.Option("--format", "-f")] = OutFormat.table,
 ):
