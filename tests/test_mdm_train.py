@@ -14,9 +14,8 @@ import torch.multiprocessing as mp
 
 from videomdm.models.cameras import project, sample_cameras
 from videomdm.models.denoiser import DenoiserConfig
-from videomdm.models.diffusion import DDIMScheduler, DiffusionConfig
 from videomdm.models.mdm_data import MotionSample, canonical_camera, clean_samples
-from videomdm.models.mdm_sample import GUIDANCE_KINDS, GuidanceConfig, _dps, generate, reconstruct
+from videomdm.models.mdm_sample import GUIDANCE_KINDS, GuidanceConfig, generate, reconstruct
 from videomdm.models.mdm_train import TrainConfig, Trainer, diffusion_loss, load_for_sampling
 from videomdm.models.mocap import load_mocap_dir
 from videomdm.models.motion_repr import features_to_joints, joints_to_features
@@ -186,23 +185,3 @@ def test_generation_and_guided_reconstruction(motions, kind):
         plain = reconstruct(model, norm, dcfg, rough, s.u[:n], s.conf[:n], s.R, s.t, window=24,
                             cfg=adam0)  # fmt: skip
         np.testing.assert_allclose(free, plain, atol=1e-4)
-
-
-def test_dps_step_descends_the_2d_loss():
-    """Through an identity denoiser (x0_hat = x_t) one DPS step at t = 0 is a normalised
-    gradient step on x_t: the loss must fall, and more for a larger step."""
-    sched = DDIMScheduler(DiffusionConfig(), 1)  # the single step t = 0
-    target = torch.randn(3, 10, 4)
-
-    def loss_fn(z):
-        return ((z - target) ** 2).mean(dim=(1, 2))
-
-    x_t = torch.randn(3, 10, 4)
-    before = loss_fn(x_t)
-    after = [
-        loss_fn(
-            _dps(lambda x, t, c, d: x, sched, x_t, None, loss_fn, GuidanceConfig(dps_scale=k), None)
-        )  # fmt: skip
-        for k in (0.1, 0.5)
-    ]
-    assert torch.all(after[0] < before) and torch.all(after[1] < after[0])

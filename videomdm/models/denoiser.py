@@ -13,6 +13,7 @@ probability ``cond_drop_prob`` during training and wherever ``drop_cond`` says s
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 from dataclasses import dataclass, replace
@@ -126,6 +127,7 @@ def autocast(amp: str, device: torch.device | str) -> contextlib.AbstractContext
     return torch.autocast(dev.type, dtype=torch.bfloat16)
 
 
+@functools.cache  # asked on every denoiser call; the answer cannot change in a process
 def _cpu_bf16() -> bool:
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())

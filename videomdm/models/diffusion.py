@@ -299,7 +299,7 @@ def cfg_combine(out_cond: torch.Tensor, out_uncond: torch.Tensor, scale: float) 
     return out_uncond + scale * (out_cond - out_uncond)
 
 
-def guided_output(
+def _guided_output(
     model_fn: ModelFn, x: torch.Tensor, t: int, cond: Any, guidance_scale: float
 ) -> torch.Tensor:
     """Model output at step ``t``, CFG-combined; cond and uncond run as one doubled batch."""
@@ -324,6 +324,8 @@ def sample(
     generator: torch.Generator | None = None,
     x_T: torch.Tensor | None = None,  # noqa: N803
     device: torch.device | str = "cpu",
+    posterior_loss: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    posterior_scale: float = 0.0,
 ) -> torch.Tensor:
     """Generate ``shape`` (e.g. ``(B, T, F)``) from noise by running ``scheduler``'s steps.
 
@@ -332,17 +334,32 @@ def sample(
     list (labels) and ``None`` means unconditional. ``guidance_fn(x0_hat, t) -> x0_hat``
     edits each step's clean estimate (reprojection guidance, ray projection); it runs with
     gradients enabled so it may differentiate (so do not call ``sample`` under
-    ``torch.inference_mode`` with a hook). Returns x_0 ``shape``.
+    ``torch.inference_mode`` with a hook). ``posterior_loss(x0_hat) -> (B,)`` turns on
+    diffusion posterior sampling (Chung et al. 2023): the model runs with gradients, and each
+    step's x_{t-1} also moves by ``-posterior_scale * d loss / d x_t / sqrt(loss)``, the
+    gradient taken through the network. Returns x_0 ``shape``.
     """
     x = torch.randn(shape, generator=generator, device=device) if x_T is None else x_T.clone()
     pred = scheduler.config.prediction
     for t_tensor in scheduler.timesteps:
         t = int(t_tensor)
-        out = guided_output(model_fn, x, t, cond, guidance_scale)
+        grad = loss = None
+        if posterior_loss is None:
+            out = _guided_output(model_fn, x, t, cond, guidance_scale)
+        else:
+            with torch.enable_grad():
+                x_in = x.detach().requires_grad_(True)
+                out = _guided_output(model_fn, x_in, t, cond, guidance_scale)
+                loss = posterior_loss(scheduler.convert(out, x_in, t, pred, "x0"))  # (B,)
+                (grad,) = torch.autograd.grad(loss.sum(), x_in)
+            out = out.detach()
         if guidance_fn is not None:
             x0 = scheduler.convert(out, x, t, pred, "x0")
             with torch.enable_grad():
                 x0 = guidance_fn(x0, t)
             out = scheduler.convert(x0.detach(), x, t, "x0", pred)
         x = scheduler.step(out, t, x, generator=generator).prev_sample
+        if grad is not None and loss is not None:
+            norm = loss.detach().sqrt().clamp(min=1e-6).reshape((-1,) + (1,) * (x.ndim - 1))
+            x = x - posterior_scale * grad / norm
     return x

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from videomdm.models.denoiser import Denoiser, autocast
-from videomdm.models.diffusion import DDIMScheduler, DiffusionConfig, guided_output, sample
+from videomdm.models.diffusion import DDIMScheduler, DiffusionConfig, sample
 from videomdm.models.losses import DEFAULT_WEIGHTS, reprojection_loss
 from videomdm.models.mdm_data import canonical_camera
 from videomdm.models.motion_repr import Normalizer, features_to_joints, joints_to_features
@@ -201,47 +201,30 @@ def _sample_guided(model, norm, diffusion_cfg, z_init, R, t, u, conf, mask, cond
     conds = None if cond is None else cond.to(device)[None].expand(z_init.shape[0], -1)
 
     model.eval()
-    model_fn = _model_fn(model, mask, cfg.amp)
-    if cfg.kind == "dps":
-        if diffusion_cfg.prediction != "x0":
-            # measured: a 2000-step v-prediction model diverged under DPS (MPJPE 1e5-1e6 mm)
-            log.warning("DPS guidance was tuned for x0-prediction models; this one predicts "
-                        "%r: consider --guidance adam", diffusion_cfg.prediction)  # fmt: skip
-        loss_fn = functools.partial(
-            _loss_2d, norm=norm, R=R, t=t, u=u, conf=conf, mask=mask, cfg=cfg
-        )
-        return _dps(model_fn, sched, x_T, conds, loss_fn, cfg, gen)
+    dps = cfg.kind == "dps"
+    if dps and diffusion_cfg.prediction != "x0":
+        # measured: a 2000-step v-prediction model diverged under DPS (MPJPE 1e5-1e6 mm)
+        log.warning("DPS guidance was tuned for x0-prediction models; this one predicts "
+                    "%r: consider --guidance adam", diffusion_cfg.prediction)  # fmt: skip
 
     def guide(z0_hat: torch.Tensor, step: int) -> torch.Tensor:
         return _fit_2d(z0_hat, norm, R, t, u, conf, mask, cfg, cfg.iters)
 
     z = sample(
-        model_fn,
+        _model_fn(model, mask, cfg.amp),
         tuple(z_init.shape),
         sched,
         cfg.guidance_scale,
         conds,
-        guidance_fn=guide if cfg.iters else None,
+        guidance_fn=guide if not dps and cfg.iters else None,
         generator=gen,
         x_T=x_T,
         device=device,
-    )
-    return _fit_2d(z, norm, R, t, u, conf, mask, cfg, cfg.final_iters) if cfg.final_iters else z
-
-
-def _dps(model_fn, sched, x_T, conds, loss_fn, cfg: GuidanceConfig, gen) -> torch.Tensor:  # noqa: N803
-    """DDIM where each step's x_{t-1} also moves against d loss(x0_hat(x_t)) / d x_t."""
-    pred = sched.config.prediction
-    x = x_T
-    for t_tensor in sched.timesteps:
-        t = int(t_tensor)
-        with torch.enable_grad():
-            x_in = x.detach().requires_grad_(True)
-            x0 = sched.convert(guided_output(model_fn, x_in, t, conds, cfg.guidance_scale),
-                               x_in, t, pred, "x0")  # fmt: skip
-            loss = loss_fn(x0)  # (B,)
-            (grad,) = torch.autograd.grad(loss.sum(), x_in)
-        out = sched.convert(x0.detach(), x, t, "x0", pred)
-        x = sched.step(out, t, x, generator=gen).prev_sample
-        x = x - cfg.dps_scale * grad / loss.detach().sqrt().clamp(min=1e-6)[:, None, None]
-    return x.detach()
+        posterior_loss=functools.partial(
+            _loss_2d, norm=norm, R=R, t=t, u=u, conf=conf, mask=mask, cfg=cfg
+        ) if dps else None,
+        posterior_scale=cfg.dps_scale,
+    )  # fmt: skip
+    if dps or not cfg.final_iters:
+        return z
+    return _fit_2d(z, norm, R, t, u, conf, mask, cfg, cfg.final_iters)

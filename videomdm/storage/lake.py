@@ -43,6 +43,18 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+@contextlib.contextmanager
+def _flock(path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``path`` (created with its folder) meanwhile."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 class Lake:
     """A lake root (local folder or object-store URI) and its tables."""
 
@@ -106,14 +118,8 @@ class Lake:
         if not self.local:
             yield
             return
-        lock_dir = Path(self.root) / "_locks"
-        lock_dir.mkdir(parents=True, exist_ok=True)
-        with open(lock_dir / f"{name}.lock", "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        with _flock(Path(self.root) / "_locks" / f"{name}.lock"):
+            yield
 
     @contextlib.contextmanager
     def item_lock(self, name: str, item: str) -> Iterator[None]:
@@ -127,14 +133,8 @@ class Lake:
             yield
             return
         digest = hashlib.sha256(item.encode()).hexdigest()[:32]  # ids may hold "/" or ":"
-        lock_dir = Path(self.root) / "_locks" / name
-        lock_dir.mkdir(parents=True, exist_ok=True)
-        with open(lock_dir / f"{digest}.lock", "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        with _flock(Path(self.root) / "_locks" / name / f"{digest}.lock"):
+            yield
 
     def ensure(self, name: str) -> DeltaTable:
         """Open the table, creating it empty with its declared schema if missing."""

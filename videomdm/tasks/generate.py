@@ -14,6 +14,7 @@ import torch
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from videomdm.models.cameras import world_to_camera
 from videomdm.models.denoiser import Denoiser
 from videomdm.models.diffusion import DiffusionConfig
 from videomdm.models.mdm_sample import GuidanceConfig, generate, reconstruct
@@ -198,11 +199,10 @@ def reconstruct_task(
         data_version=lake.version("motions"),
         flow_run_id=flow_run_id,
     )
-    def cam(world: np.ndarray) -> np.ndarray:  # what the pictures draw: the camera's view
-        return (world.astype(np.float64) @ R.T + t).astype(np.float32)
 
+    joints_cam, init_cam = (world_to_camera(w.astype(np.float64), R, t) for w in (joints, init))
     return {"clip_id": clip_id, "joints": joints, "u": u, "conf": conf, "init": init,
-            "joints_cam": cam(joints), "init_cam": cam(init)}  # fmt: skip
+            "joints_cam": joints_cam, "init_cam": init_cam}  # fmt: skip
 
 
 def _clip_and_motion(lake_root: str, clip_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
