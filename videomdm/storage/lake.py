@@ -96,7 +96,11 @@ class Lake:
             return (
                 s if columns is None else pa.schema([s.field(c) for c in columns])
             ).empty_table()
-        return dt.to_pyarrow_table(columns=columns)
+        # One thread: after a threaded read (deltalake's to_pyarrow_table), pyarrow's reader
+        # threads can still be alive at interpreter exit and abort it ("terminate called
+        # without an active exception", SIGABRT; apache/arrow#34314): 6 of 8 processes that
+        # read `releases` and exited did so here. These tables are small, so no speed is lost.
+        return dt.to_pyarrow_dataset().to_table(columns=columns, use_threads=False)
 
     def info(self, name: str) -> TableInfo:
         dt = self.table(name)
