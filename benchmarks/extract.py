@@ -78,6 +78,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default_assets = Path(__file__).resolve().parents[2] / "shared" / "assets"
     ap.add_argument("--assets", default=os.environ.get("VIDEOMDM_ASSETS", default_assets))
+    ap.add_argument("--videos", default="sports2d_demo.mp4,mgt_dancer.avi", help="comma separated")
     ap.add_argument("--max-frames", type=int, default=None)
     ap.add_argument("--vitpose-frames", type=int, default=120, help="0 skips the vitpose rows")
     ap.add_argument("--layouts", default="1x2,2x1", help="sessions x threads, comma separated")
@@ -87,7 +88,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("YOLO_OFFLINE", "1")
     weights = str(Path(args.assets) / "weights")
-    videos = [Path(args.assets) / "videos" / v for v in ("sports2d_demo.mp4", "mgt_dancer.avi")]
+    videos = [Path(args.assets) / "videos" / v for v in args.videos.split(",")]
 
     table = Table(title=f"extraction throughput ({os.cpu_count()} CPUs)")
     for col in (
