@@ -185,3 +185,22 @@ def test_generation_and_guided_reconstruction(motions, kind):
         plain = reconstruct(model, norm, dcfg, rough, s.u[:n], s.conf[:n], s.R, s.t, window=24,
                             cfg=adam0)  # fmt: skip
         np.testing.assert_allclose(free, plain, atol=1e-4)
+
+
+def test_reconstruction_with_a_copying_denoiser_returns_its_input(motions):
+    """The plumbing around the network (windows, features, canonical cameras, the way back to
+    the caller's world frame) is exact: an x0 'denoiser' that returns its input, started at the
+    last timestep, gives back the initial motion, also where it is far from the keypoints."""
+    samples = _samples(motions)
+    tr = Trainer(samples, np.zeros((len(samples), 384), np.float32), TINY, FAST)
+    model, norm, dcfg = load_for_sampling(tr.state_dict())
+    model.forward = lambda x, *args, **kwargs: x  # type: ignore[method-assign]
+    s = samples[0]
+    n = 50  # two windows of 24 frames and a tail joined to the last
+    rough = s.joints[:n] + np.random.default_rng(0).normal(0, 0.08, (n, 17, 3)).astype(np.float32)
+    cfg = GuidanceConfig(kind="dps", dps_scale=0.0, strength=1e-3, amp="none")  # t = 0 only
+    out = reconstruct(model, norm, dcfg, rough, s.u[:n], s.conf[:n], s.R, s.t, None, 24, cfg)
+    err = np.linalg.norm(out - rough, axis=-1)
+    # measured: 7.6 mm mean, 29 mm max (the noise left at t = 0, integrated along the
+    # trajectory); reading the camera rotation the wrong way round gives 68 mm / 121 mm
+    assert err.mean() < 0.02 and err.max() < 0.06, (err.mean(), err.max())  # metres
