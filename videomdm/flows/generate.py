@@ -71,7 +71,11 @@ def reconstruct_flow(
         seed,
         str(flow_run.id) if flow_run.id else None,
     )
-    result: dict[str, Any] = {"clip_id": clip_id, "model": m.run_id, "frames": len(res["joints"])}
+    result: dict[str, Any] = {
+        "clip_id": clip_id,
+        "model": m.run_id,
+        "frames": len(res["joints_cam"]),
+    }
     if out:
         gif = Path(out) / f"reconstruct_{clip_id}.gif"
         result["animation"] = str(

@@ -343,7 +343,7 @@ def sample(
     pred = scheduler.config.prediction
     for t_tensor in scheduler.timesteps:
         t = int(t_tensor)
-        grad = loss = None
+        shift = None  # the DPS move of x_{t-1}, when posterior_loss is given
         if posterior_loss is None:
             out = _guided_output(model_fn, x, t, cond, guidance_scale)
         else:
@@ -352,6 +352,8 @@ def sample(
                 out = _guided_output(model_fn, x_in, t, cond, guidance_scale)
                 loss = posterior_loss(scheduler.convert(out, x_in, t, pred, "x0"))  # (B,)
                 (grad,) = torch.autograd.grad(loss.sum(), x_in)
+            norm = loss.detach().sqrt().clamp(min=1e-6).reshape((-1,) + (1,) * (x.ndim - 1))
+            shift = posterior_scale * grad / norm
             out = out.detach()
         if guidance_fn is not None:
             x0 = scheduler.convert(out, x, t, pred, "x0")
@@ -359,7 +361,6 @@ def sample(
                 x0 = guidance_fn(x0, t)
             out = scheduler.convert(x0.detach(), x, t, "x0", pred)
         x = scheduler.step(out, t, x, generator=generator).prev_sample
-        if grad is not None and loss is not None:
-            norm = loss.detach().sqrt().clamp(min=1e-6).reshape((-1,) + (1,) * (x.ndim - 1))
-            x = x - posterior_scale * grad / norm
+        if shift is not None:
+            x = x - shift
     return x

@@ -200,9 +200,10 @@ def reconstruct_task(
         flow_run_id=flow_run_id,
     )
 
+    # what the picture needs: both motions in the camera frame, beside the keypoints
     joints_cam, init_cam = (world_to_camera(w.astype(np.float64), R, t) for w in (joints, init))
-    return {"clip_id": clip_id, "joints": joints, "u": u, "conf": conf, "init": init,
-            "joints_cam": joints_cam, "init_cam": init_cam}  # fmt: skip
+    return {"clip_id": clip_id, "u": u, "conf": conf, "joints_cam": joints_cam,
+            "init_cam": init_cam}  # fmt: skip
 
 
 def _clip_and_motion(lake_root: str, clip_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
