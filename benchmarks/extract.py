@@ -15,6 +15,7 @@ import argparse
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,13 @@ from rich.console import Console
 from rich.table import Table
 
 from videomdm.models.detection import letterbox_geometry, make_session
-from videomdm.models.perception import PerceptionConfig, PersonFrames, StageTimes, run_perception
+from videomdm.models.perception import (
+    PerceptionConfig,
+    PersonFrames,
+    StageTimes,
+    frame_budget,
+    run_perception,
+)
 from videomdm.models.video import probe_video
 
 log = logging.getLogger("benchmarks.extract")
@@ -44,17 +51,28 @@ def tiny_vitpose():  # noqa: ANN201 (torch is imported lazily)
     return VitPoseEstimator(model=VitPoseForPoseEstimation(config))
 
 
-def forward_bound(weights: str, video: Path, threads: int, n: int = 16) -> float:
-    """Frames/s of the YOLO forward pass alone at this video's input size (one session)."""
+def forward_bound(weights: str, video: Path, sessions: int, threads: int, batch: int) -> float:
+    """Frames/s of the YOLO forward pass alone at this video's input size, in the pipeline's
+    layout: ``sessions`` sessions of ``threads`` threads, each in its own thread on ``batch``
+    frames at a time (ONNX Runtime releases the GIL)."""
     info = probe_video(video)
     lb = letterbox_geometry(info.height, info.width, 640)
-    sess = make_session(Path(weights) / "yolo11n-pose.onnx", "cpu", threads)
-    x = np.random.default_rng(0).random((8, 3, lb.out_h, lb.out_w), np.float32)
-    sess.run(None, {"images": x})
+    sess = [
+        make_session(Path(weights) / "yolo11n-pose.onnx", "cpu", threads) for _ in range(sessions)
+    ]
+    x = np.random.default_rng(0).random((batch, 3, lb.out_h, lb.out_w), np.float32)
+    calls = max(2, 24 // batch)
+
+    def work(s: object) -> None:
+        for _ in range(calls):
+            s.run(None, {"images": x})  # type: ignore[attr-defined]
+
+    for s in sess:
+        s.run(None, {"images": x})
     t = time.perf_counter()
-    for _ in range(n // 8):
-        sess.run(None, {"images": x})
-    return (n // 8) * 8 / (time.perf_counter() - t)
+    with ThreadPoolExecutor(sessions) as pool:
+        list(pool.map(work, sess))
+    return sessions * calls * batch / (time.perf_counter() - t)
 
 
 def run_one(video: Path, cfg: PerceptionConfig, weights: str, tiny: bool) -> dict[str, object]:
@@ -82,7 +100,7 @@ def main() -> None:
     ap.add_argument("--max-frames", type=int, default=None)
     ap.add_argument("--vitpose-frames", type=int, default=120, help="0 skips the vitpose rows")
     ap.add_argument("--layouts", default="1x2,2x1", help="sessions x threads, comma separated")
-    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--batch-size", type=int, default=0, help="frames per call; 0: automatic")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -107,7 +125,10 @@ def main() -> None:
     for video in videos:
         for layout in args.layouts.split(","):
             s, t = (int(v) for v in layout.split("x"))
-            bound = forward_bound(weights, video, threads=s * t)
+            info = probe_video(video)
+            layout_cfg = PerceptionConfig(sessions=s, threads=t, batch_size=args.batch_size)
+            batch, _ = frame_budget(info.width, info.height, layout_cfg)
+            bound = forward_bound(weights, video, s, t, batch)
             runs = [
                 ("yolo-pose", "yolo-pose", args.max_frames, False),
                 ("vitpose (tiny random)", "yolo-pose", args.vitpose_frames, True),
@@ -139,8 +160,8 @@ def main() -> None:
     console = Console(width=220)
     console.print(table)
     console.print(
-        "fwd-only/s: YOLO forward alone at the video's input size, batch 8, one session "
-        "with sessions*threads threads; stage shares are of summed busy time."
+        "fwd-only/s: YOLO forward alone at the video's input size, in the row's layout and "
+        "batch size; stage shares are of summed busy time."
     )
 
 

@@ -20,7 +20,13 @@ from videomdm.models.detection import (
     letterbox_geometry,
     nms,
 )
-from videomdm.models.perception import PerceptionConfig, PersonFrames, extractor_id, run_perception
+from videomdm.models.perception import (
+    PerceptionConfig,
+    PersonFrames,
+    extractor_id,
+    frame_budget,
+    run_perception,
+)
 from videomdm.models.pose2d import (
     VitPoseEstimator,
     box_to_center_size,
@@ -189,6 +195,30 @@ def test_tracking_dancer_one_dominant_track() -> None:
     assert rows.kp.shape == (len(rows), 17, 3) and rows.bbox.shape == (len(rows), 4)
     assert np.all(np.diff(rows.frame) >= 0)
     assert rows.kp[..., 2].mean() > 0.5
+
+
+@needs_assets
+def test_batch_size_changes_speed_not_rows() -> None:
+    """Single frames (the CPU default) and batches of 8 give the same tracked people."""
+    runs = {}
+    for b in (0, 8):
+        cfg = PerceptionConfig(max_frames=40, min_track_len=5, batch_size=b)
+        runs[b] = PersonFrames.concat(list(run_perception(SPORTS, cfg, WEIGHTS)))
+    one, eight = runs[0], runs[8]
+    assert len(one) == len(eight) >= 40
+    np.testing.assert_array_equal(one.frame, eight.frame)
+    np.testing.assert_array_equal(one.track_id, eight.track_id)
+    np.testing.assert_allclose(one.kp, eight.kp, atol=1e-2)  # pixels and scores
+    np.testing.assert_allclose(one.bbox, eight.bbox, atol=1e-2)
+
+
+def test_frame_budget_picks_batch_by_device_and_memory() -> None:
+    assert frame_budget(1920, 1080, PerceptionConfig()) == (1, 2)  # CPU: single frames
+    assert frame_budget(1280, 720, PerceptionConfig(device="cuda"))[0] == 8
+    assert frame_budget(1920, 1080, PerceptionConfig(batch_size=4))[0] == 4
+    assert frame_budget(7680, 4320, PerceptionConfig(device="cuda"))[0] < 8  # 8K frames: capped
+    with pytest.raises(ValueError, match="batch_size"):
+        PerceptionConfig(batch_size=-1)
 
 
 def test_track_cleanup() -> None:

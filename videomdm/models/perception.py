@@ -58,14 +58,20 @@ class PerceptionConfig:
     nms_iou: float = 0.7
     imgsz: int = 640  # detector input long side (YOLO-pose; YOLOX is fixed at 416)
     scaleup: bool = True  # YOLO-pose: enlarge videos smaller than imgsz (as Ultralytics does)
-    batch_size: int = 8  # frames per detector call
+    # frames per detector call; 0: 1 on the CPU, 8 on a GPU. On this 2-core CPU two 1-thread
+    # sessions on single frames beat batches of 8: 30.1-31.6 vs 22.5-27.8 frames/s (sports2d),
+    # 19.8-21.1 vs 18.3-18.5 (dancer): a batch's activations no longer fit the caches the two
+    # sessions share, and a 230-frame video spends a batch's latency filling and draining
+    # the pipeline (benchmarks/extract.py --batch-size)
+    batch_size: int = 0
     stride: int = 1  # keep every stride-th frame ...
     target_fps: float | None = None  # ... or resample to this rate (exclusive with stride)
     max_frames: int | None = None  # stop after this many kept frames (previews, tests)
     device: str = "cpu"  # "cpu" | "cuda[:N]" | "tensorrt[:N]"
     threads: int = 0  # ONNX Runtime intra-op threads per session; 0: cores / sessions
-    # two 1-thread sessions on alternate batches: 28.9 vs 24.9 frames/s (sports2d) and 19.7 vs
-    # 17.4 (dancer) for one 2-thread session on an idle 2-core machine (benchmarks/extract.py)
+    # two 1-thread sessions on alternate batches: 30.2-31.1 vs 23.2-24.6 frames/s (sports2d) and
+    # 21.0-21.4 vs 16.8 (dancer) for one 2-thread session on an idle 2-core machine
+    # (benchmarks/extract.py, single frames)
     sessions: int = 2  # detector sessions working on different batches at once
     min_track_len: int = 10  # rows; shorter tracks are dropped
     rows_per_yield: int = 4096
@@ -77,6 +83,8 @@ class PerceptionConfig:
             raise ValueError(f"unknown pose backend {self.pose!r}; valid: {POSE_BACKENDS}")
         if self.detector not in DETECTORS:
             raise ValueError(f"unknown detector {self.detector!r}; valid: {DETECTORS}")
+        if self.batch_size < 0:
+            raise ValueError(f"batch_size must be >= 0 (0: automatic), got {self.batch_size}")
         if self.pose == "yolo-pose" and self.detector != "yolo-pose":
             raise ValueError("pose 'yolo-pose' reads keypoints from the 'yolo-pose' detector")
 
@@ -180,12 +188,13 @@ def _timed(gen: Iterator[FrameBatch], stats: StageTimes) -> Iterator[FrameBatch]
             close()  # release the container now, not at garbage collection
 
 
-def _frame_budget(width: int, height: int, cfg: PerceptionConfig) -> tuple[int, int]:
+def frame_budget(width: int, height: int, cfg: PerceptionConfig) -> tuple[int, int]:
     """(batch size, decode prefetch) so that frames in flight stay under the byte cap."""
     frame_bytes = width * height * 3
     prefetch = 2
     in_flight = prefetch + cfg.sessions + 2  # queued + being detected + being posed/tracked
-    batch = max(1, min(cfg.batch_size, FRAME_BYTES_IN_FLIGHT // (frame_bytes * in_flight)))
+    wanted = cfg.batch_size or (1 if cfg.device == "cpu" else 8)
+    batch = max(1, min(wanted, FRAME_BYTES_IN_FLIGHT // (frame_bytes * in_flight)))
     return batch, prefetch
 
 
@@ -225,7 +234,7 @@ def _detect_and_track(
 ) -> list[PersonFrames]:
     """The streaming pass: frames are dropped as soon as their batch is posed and tracked."""
     info = probe_video(video_path)
-    batch_size, prefetch = _frame_budget(info.width, info.height, cfg)
+    batch_size, prefetch = frame_budget(info.width, info.height, cfg)
     tracker = PersonTracker(cfg.tracker, frame_rate=info.fps)
     frames = iter_frame_batches(
         video_path,
