@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 from rich.console import Console
 from rich.table import Table
 
@@ -63,9 +64,9 @@ def forward_bound(weights: str, video: Path, sessions: int, threads: int, batch:
     x = np.random.default_rng(0).random((batch, 3, lb.out_h, lb.out_w), np.float32)
     calls = max(2, 24 // batch)
 
-    def work(s: object) -> None:
+    def work(s: ort.InferenceSession) -> None:
         for _ in range(calls):
-            s.run(None, {"images": x})  # type: ignore[attr-defined]
+            s.run(None, {"images": x})
 
     for s in sess:
         s.run(None, {"images": x})

@@ -59,7 +59,7 @@ class PerceptionConfig:
     imgsz: int = 640  # detector input long side (YOLO-pose; YOLOX is fixed at 416)
     scaleup: bool = True  # YOLO-pose: enlarge videos smaller than imgsz (as Ultralytics does)
     # frames per detector call; 0: 1 on the CPU, 8 on a GPU. On this 2-core CPU two 1-thread
-    # sessions on single frames beat batches of 8: 30.1-31.6 vs 22.5-27.8 frames/s (sports2d),
+    # sessions on single frames beat batches of 8: 30.6-31.6 vs 22.5-27.8 frames/s (sports2d),
     # 19.8-21.1 vs 18.3-18.5 (dancer): a batch's activations no longer fit the caches the two
     # sessions share, and a 230-frame video spends a batch's latency filling and draining
     # the pipeline (benchmarks/extract.py --batch-size)
