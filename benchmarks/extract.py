@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from _samples import SAMPLE_VIDEOS, default_assets
 from rich.console import Console
 from rich.table import Table
 
@@ -52,16 +53,16 @@ def tiny_vitpose():  # noqa: ANN201 (torch is imported lazily)
     return VitPoseEstimator(model=VitPoseForPoseEstimation(config))
 
 
-def forward_bound(weights: str, video: Path, sessions: int, threads: int, batch: int) -> float:
-    """Frames/s of the YOLO forward pass alone at this video's input size, in the pipeline's
+def forward_bound(
+    weights: str, input_hw: tuple[int, int], sessions: int, threads: int, batch: int
+) -> float:
+    """Frames/s of the YOLO forward pass alone at input size ``input_hw``, in the pipeline's
     layout: ``sessions`` sessions of ``threads`` threads, each in its own thread on ``batch``
     frames at a time (ONNX Runtime releases the GIL)."""
-    info = probe_video(video)
-    lb = letterbox_geometry(info.height, info.width, 640)
     sess = [
         make_session(Path(weights) / "yolo11n-pose.onnx", "cpu", threads) for _ in range(sessions)
     ]
-    x = np.random.default_rng(0).random((batch, 3, lb.out_h, lb.out_w), np.float32)
+    x = np.random.default_rng(0).random((batch, 3, *input_hw), np.float32)
     calls = max(2, 24 // batch)
 
     def work(s: ort.InferenceSession) -> None:
@@ -95,9 +96,8 @@ def run_one(video: Path, cfg: PerceptionConfig, weights: str, tiny: bool) -> dic
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default_assets = Path(__file__).resolve().parents[2] / "shared" / "assets"
-    ap.add_argument("--assets", default=os.environ.get("VIDEOMDM_ASSETS", default_assets))
-    ap.add_argument("--videos", default="sports2d_demo.mp4,mgt_dancer.avi", help="comma separated")
+    ap.add_argument("--assets", default=default_assets())
+    ap.add_argument("--videos", default=",".join(SAMPLE_VIDEOS), help="comma separated")
     ap.add_argument("--max-frames", type=int, default=None)
     ap.add_argument("--vitpose-frames", type=int, default=120, help="0 skips the vitpose rows")
     ap.add_argument("--layouts", default="1x2,2x1", help="sessions x threads, comma separated")
@@ -124,12 +124,13 @@ def main() -> None:
     ):
         table.add_column(col, justify="right" if col not in ("video", "pose") else "left")
     for video in videos:
+        info = probe_video(video)
+        lb = letterbox_geometry(info.height, info.width, 640)
         for layout in args.layouts.split(","):
             s, t = (int(v) for v in layout.split("x"))
-            info = probe_video(video)
             layout_cfg = PerceptionConfig(sessions=s, threads=t, batch_size=args.batch_size)
             batch, _ = frame_budget(info.width, info.height, layout_cfg)
-            bound = forward_bound(weights, video, s, t, batch)
+            bound = forward_bound(weights, (lb.out_h, lb.out_w), s, t, batch)
             runs = [
                 ("yolo-pose", "yolo-pose", args.max_frames, False),
                 ("vitpose (tiny random)", "yolo-pose", args.vitpose_frames, True),

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from _samples import SAMPLE_VIDEOS
 from onnxruntime.quantization import (
     CalibrationDataReader,
     CalibrationMethod,
@@ -62,7 +63,6 @@ from videomdm.models.video import iter_frame_batches, probe_video
 
 log = logging.getLogger("benchmarks.quantize_yolo")
 
-VIDEOS = ("sports2d_demo.mp4", "mgt_dancer.avi")
 HEAD = "/model.23/"
 BRANCHES = ("/model.23/cv2.", "/model.23/cv3.", "/model.23/cv4.")
 
@@ -281,7 +281,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     src = args.assets / "weights" / "yolo11n-pose.onnx"
-    videos = [args.assets / "videos" / v for v in VIDEOS]
+    videos = [args.assets / "videos" / v for v in SAMPLE_VIDEOS]
     tmp = None
     if args.int8 is not None:
         out_dir = Path(".")  # unused

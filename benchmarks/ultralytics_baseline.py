@@ -28,6 +28,8 @@ import time
 import types
 from pathlib import Path
 
+from _samples import SAMPLE_VIDEOS, default_assets
+
 
 def _ensure_torchvision_nms() -> str:
     """Which NMS Ultralytics will use; Ultralytics' own TorchNMS stands in if torchvision fails."""
@@ -56,10 +58,9 @@ def _ensure_torchvision_nms() -> str:
 
 
 def main() -> None:
-    default_assets = Path(__file__).resolve().parents[1].parent / "shared" / "assets"
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--assets", default=os.environ.get("VIDEOMDM_ASSETS", default_assets))
-    ap.add_argument("--videos", default="sports2d_demo.mp4,mgt_dancer.avi", help="comma separated")
+    ap.add_argument("--assets", default=default_assets())
+    ap.add_argument("--videos", default=",".join(SAMPLE_VIDEOS), help="comma separated")
     ap.add_argument("--warmup", type=int, default=10, help="frames not timed at the start")
     args = ap.parse_args()
     os.environ.setdefault("YOLO_OFFLINE", "1")
