@@ -198,8 +198,11 @@ def _train(
     val = make_training_pairs(val_clips, np.random.default_rng(seed + 1), 1, cfg.noise, 0.5)
     model = Lifter(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=max(steps, 1),
-                                                pct_start=0.1)  # fmt: skip
+    # OneCycleLR divides by the length of its warm-up phase (pct_start * total - 1 steps): at
+    # least 10 scheduled steps and 2 of warm-up, so a few-step run does not divide by zero
+    total = max(steps, 10)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=total,
+                                                pct_start=max(0.1, 2 / total))  # fmt: skip
     history: dict[str, list[float]] = {"step": [], "loss": [], "val_mpjpe_mm": [], "time_s": []}
     train_time, running = 0.0, []
     model.train()
