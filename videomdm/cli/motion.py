@@ -204,6 +204,17 @@ def evaluate(
         list[Guidance], typer.Option(help="Reconstruction guidance; repeatable.")
     ] = [Guidance.dps, Guidance.adam],  # noqa: B006
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for plots.")] = Path("out/eval"),
+    target_source: Annotated[
+        str | None,
+        typer.Option(
+            help="Off-domain protocol: pretrain the lifter on every other mocap source "
+            "and train and score the models on this one (e.g. bandai_bvh)."
+        ),
+    ] = None,  # fmt: skip
+    lifter_steps: Annotated[
+        int | None, typer.Option(help="With --target-source: lifter training steps.")
+    ] = None,
+    sample_steps: Annotated[int, typer.Option(help="DDIM steps per reconstruction.")] = 50,
     fmt: Annotated[OutFormat, typer.Option("--format", "-f")] = OutFormat.table,
 ):
     """Lifter vs VideoMDM (2D only) vs 3D-supervised MDM on held-out mocap (known 3D)."""
@@ -223,12 +234,17 @@ def evaluate(
             out=str(out),
             lake=s.lake,
             guidances=tuple(guidance),
+            target_source=target_source,
+            lifter_steps=lifter_steps,
+            sample_steps=sample_steps,
         )  # fmt: skip
     )
     if fmt is OutFormat.json:
         sys.stdout.write(json.dumps(m, default=float) + "\n")
         return
     for part in ("reconstruction", "generation"):
+        if not m[part]:
+            continue
         rows = [{"method": k, **{c: round(v, 3) for c, v in r.items()}} for k, r in m[part].items()]
         console.print(f"[bold]{part}[/bold]")
         _print_result(pa.Table.from_pylist(rows), fmt)

@@ -14,8 +14,10 @@ from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
 
 from videomdm.config import get_settings
-from videomdm.flows.motion import current_lifter, load_mocap
+from videomdm.flows.motion import current_lifter, fit_lifter, load_mocap
+from videomdm.models.lifter import LifterConfig
 from videomdm.models.lifter import load_checkpoint as load_lifter
+from videomdm.models.lifter_train import split_by_clip
 from videomdm.models.mdm_sample import GuidanceConfig
 from videomdm.storage.lake import utcnow
 from videomdm.storage.sources import local_path
@@ -25,6 +27,7 @@ from videomdm.tasks.evaluate import (
     plot_reconstruction,
     score_generation,
     score_reconstruction,
+    split_by_source,
     train_model,
 )
 from videomdm.tasks.motion import new_run_id, record_run
@@ -45,20 +48,41 @@ def evaluate_flow(
     guidances: tuple[str, ...] = ("dps", "adam"),
     out: str = "out/eval",
     lake: str | None = None,
+    target_source: str | None = None,
+    lifter_steps: int | None = None,
+    sample_steps: int = 50,
 ) -> dict[str, Any]:
-    """Mocap -> random cameras -> noisy 2D -> the current lifter; train VideoMDM on the 2D and
-    the baseline on the true 3D of the lifter's training clips; score on its held-out clips."""
+    """Mocap -> random cameras -> noisy 2D -> a lifter; train VideoMDM on the 2D and the
+    baseline on the true 3D of the training clips; score on held-out clips.
+
+    By default the lifter is the current one (trained on the same sources: in-domain) and the
+    clips are split as it split them. With ``target_source`` the lifter is pretrained here on
+    every *other* source (``lifter_steps``), as the paper's lifter was pretrained on other
+    data, and VideoMDM trains and is scored on the target source's clips (split by clip).
+    ``n_generate=0`` skips the generation scores; ``sample_steps`` are the DDIM steps of each
+    reconstruction."""
     s = get_settings()
     lake, device = lake or s.lake, s.resolved_device()
-    run = current_lifter(lake)
-    held_out = set(json.loads(run["metrics_json"]).get("val_clips", []))
     clips = load_mocap(mocap, 30.0)
-    train = [c for c in clips if c.name not in held_out]
-    val = [c for c in clips if c.name in held_out]
-    if not val:
-        raise ValueError("none of these mocap clips was held out by the current lifter")
-    with local_path(run["checkpoint_uri"]) as path:
-        lifter, _, _ = load_lifter(path)
+    if target_source is None:
+        run = current_lifter(lake)
+        held_out = set(json.loads(run["metrics_json"]).get("val_clips", []))
+        train = [c for c in clips if c.name not in held_out]
+        val = [c for c in clips if c.name in held_out]
+        if not val:
+            raise ValueError("none of these mocap clips was held out by the current lifter")
+        with local_path(run["checkpoint_uri"]) as path:
+            lifter, _, _ = load_lifter(path)
+        lifter_info: dict[str, Any] = {"lifter_run": run["run_id"]}
+        lifter_scores: dict[str, float] = {}
+    else:
+        others, target = split_by_source(clips, target_source)
+        o_train, o_val = split_by_clip(others, seed=seed)
+        lcfg = LifterConfig()
+        lcfg = lcfg if lifter_steps is None else dataclasses.replace(lcfg, steps=lifter_steps)
+        lifter, _, lifter_scores = fit_lifter(o_train, o_val, lcfg, seed)
+        train, val = split_by_clip(target, seed=seed)
+        lifter_info = {"target_source": target_source, "lifter_steps": lcfg.steps}
     model_cfg, cfg = presets(preset, "2d", steps)
     cfg = dataclasses.replace(cfg, seed=seed)
     views = make_views(train, lifter, cameras, seed)
@@ -72,12 +96,14 @@ def evaluate_flow(
         out_dir.mkdir(parents=True, exist_ok=True)
         torch.save(state, out_dir / f"{name}.pt")
     configs = {
-        f" {kind}" + ("" if g == 1.0 else f"@{g:g}"): GuidanceConfig(kind=kind, strength=g)
+        f" {kind}" + ("" if g == 1.0 else f"@{g:g}"): GuidanceConfig(
+            kind=kind, strength=g, steps=sample_steps
+        )
         for kind in guidances
         for g in strengths
     }
     recon, preds = score_reconstruction(val_views, states, configs, device)
-    gen, _ = score_generation(train, val, states, n_generate, seed, device)
+    gen = score_generation(train, val, states, n_generate, seed, device)[0] if n_generate else {}
     pictures = {
         "reconstruction": str(plot_reconstruction(recon, out_dir / "eval_reconstruction.png")),
         "example": str(
@@ -93,6 +119,7 @@ def evaluate_flow(
         "train_clips": len(train),
         "val_clips": len(val),
         "views": len(views),
+        **({"lifter_on_other_sources": lifter_scores} if lifter_scores else {}),
     }
     record_run(
         lake,
@@ -105,8 +132,9 @@ def evaluate_flow(
                 "cameras": cameras,
                 "strengths": list(strengths),
                 "guidances": list(guidances),
-                "lifter_run": run["run_id"],
+                **lifter_info,
                 "n_generate": n_generate,
+                "sample_steps": sample_steps,
             },
             metrics_json=metrics,
             status="ok",
