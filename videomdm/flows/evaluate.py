@@ -19,6 +19,7 @@ from videomdm.models.lifter import LifterConfig
 from videomdm.models.lifter import load_checkpoint as load_lifter
 from videomdm.models.lifter_train import split_by_clip
 from videomdm.models.mdm_sample import GuidanceConfig
+from videomdm.models.mocap import MocapClip
 from videomdm.storage.lake import utcnow
 from videomdm.storage.sources import local_path
 from videomdm.tasks.evaluate import (
@@ -65,24 +66,11 @@ def evaluate_flow(
     lake, device = lake or s.lake, s.resolved_device()
     clips = load_mocap(mocap, 30.0)
     if target_source is None:
-        run = current_lifter(lake)
-        held_out = set(json.loads(run["metrics_json"]).get("val_clips", []))
-        train = [c for c in clips if c.name not in held_out]
-        val = [c for c in clips if c.name in held_out]
-        if not val:
-            raise ValueError("none of these mocap clips was held out by the current lifter")
-        with local_path(run["checkpoint_uri"]) as path:
-            lifter, _, _ = load_lifter(path)
-        lifter_info: dict[str, Any] = {"lifter_run": run["run_id"]}
-        lifter_scores: dict[str, float] = {}
+        lifter, train, val, lifter_info, lifter_scores = _in_domain(clips, lake)
     else:
-        others, target = split_by_source(clips, target_source)
-        o_train, o_val = split_by_clip(others, seed=seed)
-        lcfg = LifterConfig()
-        lcfg = lcfg if lifter_steps is None else dataclasses.replace(lcfg, steps=lifter_steps)
-        lifter, _, lifter_scores = fit_lifter(o_train, o_val, lcfg, seed)
-        train, val = split_by_clip(target, seed=seed)
-        lifter_info = {"target_source": target_source, "lifter_steps": lcfg.steps}
+        lifter, train, val, lifter_info, lifter_scores = _off_domain(
+            clips, target_source, lifter_steps, seed
+        )
     model_cfg, cfg = presets(preset, "2d", steps)
     cfg = dataclasses.replace(cfg, seed=seed)
     views = make_views(train, lifter, cameras, seed)
@@ -145,3 +133,27 @@ def evaluate_flow(
     )
     create_table_artifact(key="evaluation", table=[{"method": k, **v} for k, v in recon.items()])
     return metrics
+
+
+def _in_domain(clips: list[MocapClip], lake: str):
+    """The current lifter, and the clips split as it split them."""
+    run = current_lifter(lake)
+    held_out = set(json.loads(run["metrics_json"]).get("val_clips", []))
+    train = [c for c in clips if c.name not in held_out]
+    val = [c for c in clips if c.name in held_out]
+    if not val:
+        raise ValueError("none of these mocap clips was held out by the current lifter")
+    with local_path(run["checkpoint_uri"]) as path:
+        lifter, _, _ = load_lifter(path)
+    return lifter, train, val, {"lifter_run": run["run_id"]}, {}
+
+
+def _off_domain(clips: list[MocapClip], target_source: str, lifter_steps: int | None, seed: int):
+    """A lifter trained here on every other source, and the target's clips split by clip."""
+    others, target = split_by_source(clips, target_source)
+    o_train, o_val = split_by_clip(others, seed=seed)
+    lcfg = LifterConfig()
+    lcfg = lcfg if lifter_steps is None else dataclasses.replace(lcfg, steps=lifter_steps)
+    lifter, _, scores = fit_lifter(o_train, o_val, lcfg, seed)
+    train, val = split_by_clip(target, seed=seed)
+    return lifter, train, val, {"target_source": target_source, "lifter_steps": lcfg.steps}, scores
