@@ -12,9 +12,9 @@ import pytest
 
 from videomdm.flows.evaluate import evaluate_flow
 from videomdm.flows.motion import train_lifter_flow
+from videomdm.models.lifter_train import split_by_source
 from videomdm.models.mocap import load_mocap_dir
 from videomdm.storage import Lake, run_sql
-from videomdm.tasks.evaluate import split_by_source
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

@@ -17,7 +17,7 @@ from videomdm.config import get_settings
 from videomdm.flows.motion import current_lifter, fit_lifter, load_mocap
 from videomdm.models.lifter import LifterConfig
 from videomdm.models.lifter import load_checkpoint as load_lifter
-from videomdm.models.lifter_train import split_by_clip
+from videomdm.models.lifter_train import split_by_clip, split_by_source
 from videomdm.models.mdm_sample import GuidanceConfig
 from videomdm.models.mocap import MocapClip
 from videomdm.storage.lake import utcnow
@@ -28,7 +28,6 @@ from videomdm.tasks.evaluate import (
     plot_reconstruction,
     score_generation,
     score_reconstruction,
-    split_by_source,
     train_model,
 )
 from videomdm.tasks.motion import new_run_id, record_run
@@ -66,9 +65,9 @@ def evaluate_flow(
     lake, device = lake or s.lake, s.resolved_device()
     clips = load_mocap(mocap, 30.0)
     if target_source is None:
-        lifter, train, val, lifter_info, lifter_scores = _in_domain(clips, lake)
+        lifter, train, val, lifter_info, lifter_metrics = _in_domain(clips, lake)
     else:
-        lifter, train, val, lifter_info, lifter_scores = _off_domain(
+        lifter, train, val, lifter_info, lifter_metrics = _off_domain(
             clips, target_source, lifter_steps, seed
         )
     model_cfg, cfg = presets(preset, "2d", steps)
@@ -107,7 +106,7 @@ def evaluate_flow(
         "train_clips": len(train),
         "val_clips": len(val),
         "views": len(views),
-        **({"lifter_on_other_sources": lifter_scores} if lifter_scores else {}),
+        **lifter_metrics,
     }
     record_run(
         lake,
@@ -136,7 +135,8 @@ def evaluate_flow(
 
 
 def _in_domain(clips: list[MocapClip], lake: str):
-    """The current lifter, and the clips split as it split them."""
+    """The current lifter, the clips split as it split them, what the run's config and
+    metrics record of the lifter."""
     run = current_lifter(lake)
     held_out = set(json.loads(run["metrics_json"]).get("val_clips", []))
     train = [c for c in clips if c.name not in held_out]
@@ -149,11 +149,13 @@ def _in_domain(clips: list[MocapClip], lake: str):
 
 
 def _off_domain(clips: list[MocapClip], target_source: str, lifter_steps: int | None, seed: int):
-    """A lifter trained here on every other source, and the target's clips split by clip."""
+    """A lifter trained here on every other source, the target's clips split by clip, what
+    the run's config and metrics record of the lifter."""
     others, target = split_by_source(clips, target_source)
     o_train, o_val = split_by_clip(others, seed=seed)
     lcfg = LifterConfig()
     lcfg = lcfg if lifter_steps is None else dataclasses.replace(lcfg, steps=lifter_steps)
     lifter, _, scores = fit_lifter(o_train, o_val, lcfg, seed)
     train, val = split_by_clip(target, seed=seed)
-    return lifter, train, val, {"target_source": target_source, "lifter_steps": lcfg.steps}, scores
+    config = {"target_source": target_source, "lifter_steps": lcfg.steps}
+    return lifter, train, val, config, {"lifter_on_other_sources": scores}

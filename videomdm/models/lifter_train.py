@@ -98,6 +98,17 @@ def split_by_clip(
             [c for i, c in enumerate(clips) if i in val])  # fmt: skip
 
 
+def split_by_source(clips: list[Any], target: str) -> tuple[list[Any], list[Any]]:
+    """(clips of every other source, clips of ``target``); a clear error when either is empty."""
+    sources = sorted({c.source for c in clips})
+    if target not in sources:
+        raise ValueError(f"no mocap clip has source {target!r}; the sources are {sources}")
+    if sources == [target]:
+        raise ValueError(f"every mocap clip has source {target!r}: no other source to train "
+                         "the lifter on")  # fmt: skip
+    return [c for c in clips if c.source != target], [c for c in clips if c.source == target]
+
+
 # --- training -----------------------------------------------------------------------------
 
 

@@ -40,17 +40,6 @@ log = logging.getLogger(__name__)
 METHODS = ("lifter", "videomdm_2d", "mdm_3d")
 
 
-def split_by_source(clips: list[MocapClip], target: str) -> tuple[list[MocapClip], list[MocapClip]]:
-    """(clips of every other source, clips of ``target``); a clear error when either is empty."""
-    sources = sorted({c.source for c in clips})
-    if target not in sources:
-        raise ValueError(f"no mocap clip has source {target!r}; the sources are {sources}")
-    if sources == [target]:
-        raise ValueError(f"every mocap clip has source {target!r}: no other source to train "
-                         "the lifter on")  # fmt: skip
-    return [c for c in clips if c.source != target], [c for c in clips if c.source == target]
-
-
 @task(cache_policy=NO_CACHE)
 def make_views(clips: list[MocapClip], lifter, cameras: int, seed: int) -> list[View]:
     """Each clip through ``cameras`` random cameras, noisy 2D, lifted."""
