@@ -30,7 +30,7 @@ def two_sources(assets) -> list[str]:
 def _check_scores(recon: dict, methods: set[str]) -> None:
     assert set(recon) == methods
     for scores in recon.values():
-        assert set(scores) == {"mpjpe_mm", "pa_mpjpe_mm", "accel_error"}
+        assert set(scores) == {"mpjpe_mm", "pa_mpjpe_mm", "n_mpjpe_mm", "accel_error"}
         assert all(math.isfinite(v) and v > 0 for v in scores.values())
 
 

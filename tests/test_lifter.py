@@ -92,6 +92,9 @@ def test_metrics_known_cases() -> None:
     assert mt.accel_error(ramp, gt) == pytest.approx(2.0 / 17)  # the nose moves no root
     mirrored = gt * np.array([-1.0, 1.0, 1.0])  # a reflection is no rotation
     assert mt.pa_mpjpe(mirrored, gt) > 10.0
+    assert mt.n_mpjpe(1.3 * gt + [0.0, 1.0, 5.0], gt) < 1e-6  # scale and translation only
+    assert mt.n_mpjpe(gt @ rot.T, gt) <= mt.mpjpe(gt @ rot.T, gt) + 1e-9  # scale fitted
+    assert mt.n_mpjpe(gt @ rot.T, gt) > 10.0  # a rotation still counts
 
 
 def test_baseline_recovers_a_flat_pose_at_known_depth() -> None:

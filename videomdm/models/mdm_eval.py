@@ -19,7 +19,7 @@ import numpy as np
 from videomdm.models.cameras import NoiseConfig
 from videomdm.models.lifter import Lifter, camera_to_world, lift_many
 from videomdm.models.mdm_data import MotionSample
-from videomdm.models.metrics import accel_error, mpjpe, pa_mpjpe, random_view
+from videomdm.models.metrics import accel_error, mpjpe, n_mpjpe, pa_mpjpe, random_view
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +72,8 @@ def to_camera(world: np.ndarray, sample: MotionSample) -> np.ndarray:
 def reconstruction_scores(
     preds_cam: list[np.ndarray], truths_cam: list[np.ndarray]
 ) -> dict[str, float]:
-    """Frame-weighted MPJPE / PA-MPJPE (mm, root-aligned) and acceleration error (mm/frame^2)
-    of camera-frame predictions against the truth."""
+    """Frame-weighted MPJPE / PA-MPJPE / N-MPJPE (mm, root-aligned) and acceleration error
+    (mm/frame^2) of camera-frame predictions against the truth."""
     pred, gt = np.concatenate(preds_cam), np.concatenate(truths_cam)
     acc = [
         (accel_error(p, g), len(p) - 2)
@@ -83,6 +83,7 @@ def reconstruction_scores(
     return {
         "mpjpe_mm": mpjpe(pred, gt),
         "pa_mpjpe_mm": pa_mpjpe(pred, gt),
+        "n_mpjpe_mm": n_mpjpe(pred, gt),
         "accel_error": float(np.average([a for a, _ in acc], weights=[w for _, w in acc])),
     }
 

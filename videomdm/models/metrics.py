@@ -4,6 +4,9 @@ All metrics take motions ``(..., T, 17, 3)`` in metres and return millimetres:
 - ``mpjpe``: mean per-joint position error after aligning the roots (hip midpoints), the
   Human3.6M protocol 1; it keeps the depth ambiguity of the pose;
 - ``pa_mpjpe``: after a per-frame similarity (Procrustes with scale) alignment, protocol 2;
+- ``n_mpjpe``: after root alignment and a per-frame scale only (Rhodin et al. 2018): what is
+  left of MPJPE once the monocular scale ambiguity (a bigger person farther away) is removed,
+  while the pose's orientation errors still count;
 - ``accel_error``: mean norm of the difference of second differences, mm/frame^2, on
   root-aligned joints (as HMMR / VIBE report it).
 """
@@ -62,6 +65,15 @@ def procrustes_align(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
 def pa_mpjpe(pred: np.ndarray, gt: np.ndarray) -> float:
     """MPJPE (mm) after per-frame Procrustes alignment with scale."""
     return mpjpe(procrustes_align(pred, gt), gt, root_align=False)
+
+
+def n_mpjpe(pred: np.ndarray, gt: np.ndarray) -> float:
+    """MPJPE (mm) after root alignment and the per-frame scale that best fits ``pred`` to
+    ``gt`` in least squares."""
+    pred = _root_aligned(np.asarray(pred, np.float64))
+    gt = _root_aligned(np.asarray(gt, np.float64))
+    scale = (pred * gt).sum((-1, -2)) / np.maximum((pred**2).sum((-1, -2)), 1e-12)
+    return mpjpe(scale[..., None, None] * pred, gt, root_align=False)
 
 
 def accel_error(pred: np.ndarray, gt: np.ndarray) -> float:

@@ -85,7 +85,7 @@ def score_reconstruction(
     guidances: dict[str, GuidanceConfig],
     device: str,
 ) -> tuple[dict[str, dict[str, float]], dict[str, list[np.ndarray]]]:
-    """MPJPE, PA-MPJPE, acceleration error on held-out views for the lifter and each model
+    """MPJPE, N-MPJPE, PA-MPJPE, acceleration error on held-out views for the lifter and each model
     under each guidance (``model@suffix``), and the predictions (world joints, lifted frame)."""
     preds: dict[str, list[np.ndarray]] = {"lifter": [v.lifted.joints for v in views]}
     for name, state in states.items():
@@ -141,10 +141,14 @@ def _gen_scores(motions, emb, real_emb, encoder) -> dict[str, float]:
 
 
 def plot_reconstruction(scores: dict[str, dict[str, float]], path: Path) -> Path:
-    """Bars of MPJPE, PA-MPJPE and acceleration error per method."""
-    keys = [("mpjpe_mm", "MPJPE (mm)"), ("pa_mpjpe_mm", "PA-MPJPE (mm)"),
-            ("accel_error", "accel. error (mm/frame²)")]  # fmt: skip
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
+    """Bars of MPJPE, N-MPJPE, PA-MPJPE and acceleration error per method."""
+    keys = [
+        ("mpjpe_mm", "MPJPE (mm)"),
+        ("n_mpjpe_mm", "N-MPJPE (mm, scale fitted)"),
+        ("pa_mpjpe_mm", "PA-MPJPE (mm)"),
+        ("accel_error", "accel. error (mm/frame²)"),
+    ]
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3.2))
     names = list(scores)
     for ax, (k, label) in zip(axes, keys, strict=True):
         vals = [scores[n][k] for n in names]
