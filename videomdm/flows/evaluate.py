@@ -6,7 +6,7 @@ import dataclasses
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from prefect import flow
@@ -14,8 +14,8 @@ from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
 
 from videomdm.config import get_settings
-from videomdm.flows.motion import current_lifter, fit_lifter, load_mocap
-from videomdm.models.lifter import LifterConfig
+from videomdm.flows.motion import current_lifter, fit_lifter, lifter_config, load_mocap
+from videomdm.models.lifter import Lifter
 from videomdm.models.lifter import load_checkpoint as load_lifter
 from videomdm.models.lifter_train import split_by_clip, split_by_source
 from videomdm.models.mdm_sample import GuidanceConfig
@@ -64,12 +64,12 @@ def evaluate_flow(
     s = get_settings()
     lake, device = lake or s.lake, s.resolved_device()
     clips = load_mocap(mocap, 30.0)
-    if target_source is None:
-        lifter, train, val, lifter_info, lifter_metrics = _in_domain(clips, lake)
-    else:
-        lifter, train, val, lifter_info, lifter_metrics = _off_domain(
-            clips, target_source, lifter_steps, seed
-        )
+    chosen = (
+        _in_domain(clips, lake)
+        if target_source is None
+        else _off_domain(clips, target_source, lifter_steps, seed)
+    )
+    lifter, train, val = chosen.lifter, chosen.train, chosen.val
     model_cfg, cfg = presets(preset, "2d", steps)
     cfg = dataclasses.replace(cfg, seed=seed)
     views = make_views(train, lifter, cameras, seed)
@@ -106,7 +106,7 @@ def evaluate_flow(
         "train_clips": len(train),
         "val_clips": len(val),
         "views": len(views),
-        **lifter_metrics,
+        **chosen.metrics,
     }
     record_run(
         lake,
@@ -119,7 +119,7 @@ def evaluate_flow(
                 "cameras": cameras,
                 "strengths": list(strengths),
                 "guidances": list(guidances),
-                **lifter_info,
+                **chosen.config,
                 "n_generate": n_generate,
                 "sample_steps": sample_steps,
             },
@@ -134,9 +134,18 @@ def evaluate_flow(
     return metrics
 
 
-def _in_domain(clips: list[MocapClip], lake: str):
-    """The current lifter, the clips split as it split them, what the run's config and
-    metrics record of the lifter."""
+class LifterChoice(NamedTuple):
+    """The protocol's lifter, its split of the clips, and what the run records of it."""
+
+    lifter: Lifter
+    train: list[MocapClip]
+    val: list[MocapClip]
+    config: dict[str, Any]  # merged into the run's config
+    metrics: dict[str, Any]  # merged into the run's metrics
+
+
+def _in_domain(clips: list[MocapClip], lake: str) -> LifterChoice:
+    """The current lifter and the clips split as it split them."""
     run = current_lifter(lake)
     held_out = set(json.loads(run["metrics_json"]).get("val_clips", []))
     train = [c for c in clips if c.name not in held_out]
@@ -145,17 +154,17 @@ def _in_domain(clips: list[MocapClip], lake: str):
         raise ValueError("none of these mocap clips was held out by the current lifter")
     with local_path(run["checkpoint_uri"]) as path:
         lifter, _, _ = load_lifter(path)
-    return lifter, train, val, {"lifter_run": run["run_id"]}, {}
+    return LifterChoice(lifter, train, val, {"lifter_run": run["run_id"]}, {})
 
 
-def _off_domain(clips: list[MocapClip], target_source: str, lifter_steps: int | None, seed: int):
-    """A lifter trained here on every other source, the target's clips split by clip, what
-    the run's config and metrics record of the lifter."""
+def _off_domain(
+    clips: list[MocapClip], target_source: str, lifter_steps: int | None, seed: int
+) -> LifterChoice:
+    """A lifter trained here on every other source, and the target's clips split by clip."""
     others, target = split_by_source(clips, target_source)
     o_train, o_val = split_by_clip(others, seed=seed)
-    lcfg = LifterConfig()
-    lcfg = lcfg if lifter_steps is None else dataclasses.replace(lcfg, steps=lifter_steps)
+    lcfg = lifter_config(lifter_steps)
     lifter, _, scores = fit_lifter(o_train, o_val, lcfg, seed)
     train, val = split_by_clip(target, seed=seed)
     config = {"target_source": target_source, "lifter_steps": lcfg.steps}
-    return lifter, train, val, config, {"lifter_on_other_sources": scores}
+    return LifterChoice(lifter, train, val, config, {"lifter_on_other_sources": scores})

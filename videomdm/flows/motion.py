@@ -73,6 +73,11 @@ def load_mocap(dirs: list[str], fps: float) -> list[MocapClip]:
     return clips
 
 
+def lifter_config(steps: int | None = None) -> LifterConfig:
+    """The default lifter config, trained for ``steps`` when given."""
+    return LifterConfig() if steps is None else dataclasses.replace(LifterConfig(), steps=steps)
+
+
 @task(cache_policy=NO_CACHE, tags=["gpu"])
 def fit_lifter(
     train: list[MocapClip], val: list[MocapClip], cfg: LifterConfig, seed: int
@@ -93,7 +98,7 @@ def train_lifter_flow(
 ) -> dict[str, Any]:
     """Train the 2D-to-3D lifter on mocap, save its checkpoint and record the run."""
     lake = lake or get_settings().lake
-    cfg = LifterConfig() if steps is None else dataclasses.replace(LifterConfig(), steps=steps)
+    cfg = lifter_config(steps)
     run_id, started = new_run_id(), utcnow()
     clips = load_mocap(mocap, fps)
     train, val = split_by_clip(clips, seed=seed)
