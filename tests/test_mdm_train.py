@@ -14,11 +14,12 @@ import torch.multiprocessing as mp
 
 from videomdm.models.cameras import project, sample_cameras
 from videomdm.models.denoiser import DenoiserConfig
-from videomdm.models.mdm_data import MotionSample, canonical_camera, clean_samples
+from videomdm.models.mdm_data import MotionSample, canonical_camera, clean_samples, to_body_size
 from videomdm.models.mdm_sample import GUIDANCE_KINDS, GuidanceConfig, generate, reconstruct
 from videomdm.models.mdm_train import TrainConfig, Trainer, diffusion_loss, load_for_sampling
 from videomdm.models.mocap import load_mocap_dir
 from videomdm.models.motion_repr import features_to_joints, joints_to_features
+from videomdm.models.skeleton import MAX_SIZE_FACTOR, body_size_factor
 
 TINY = DenoiserConfig.small(width=32, n_layers=1, n_heads=2, ff_dim=64, dropout=0.0,
                             cond_drop_prob=0.0)  # fmt: skip
@@ -68,6 +69,30 @@ def test_bad_samples_are_dropped_or_masked_and_the_loss_stays_finite(motions):
     logs = tr.train_step()
     assert np.isfinite(logs["total"]) and np.isfinite(logs["grad_norm"])
     assert logs["n_drop_nan_2d"] + logs["n_drop_behind_camera"] >= 1  # counted, not NaN
+
+
+def test_body_size_gauge_keeps_the_keypoints_and_gives_the_population_size(motions):
+    s = _samples(motions[:1])[0]
+    big = dataclasses.replace(s, joints=s.joints * 1.3, t=s.t * 1.3)  # same 2D, 30% too big
+    g = to_body_size(big)
+    u_big, _ = project(big.joints.astype(np.float64) @ big.R.T + big.t)
+    u_g, _ = project(g.joints.astype(np.float64) @ g.R.T + g.t)
+    np.testing.assert_allclose(u_g, u_big, atol=1e-6)
+    assert body_size_factor(g.joints) == pytest.approx(1.0, abs=1e-4)
+    # the true and the oversized motion land on the same body
+    np.testing.assert_allclose(g.joints, to_body_size(s).joints, atol=1e-4)
+    assert body_size_factor(np.full((5, 17, 3), np.nan)) == 1.0
+    assert body_size_factor(np.zeros((5, 17, 3))) == 1.0
+    assert body_size_factor(s.joints * 1e-3) == MAX_SIZE_FACTOR  # broken, not a tiny person
+    # 2D training gauges its lifted samples; the 3D baseline keeps the true size
+    cond = np.zeros((1, 384), np.float32)
+    raw = dataclasses.replace(FAST, x0_smoothing=0.0)
+    tr_2d = Trainer([big], cond, TINY, raw)
+    tr_3d = Trainer([big], cond, TINY, dataclasses.replace(raw, supervision="3d"))
+    tr_off = Trainer([big], cond, TINY, dataclasses.replace(raw, size_gauge=False))
+    np.testing.assert_allclose(tr_2d.samples[0].joints, g.joints)
+    np.testing.assert_allclose(tr_3d.samples[0].joints, big.joints)
+    np.testing.assert_allclose(tr_off.samples[0].joints, big.joints)
 
 
 @torch.no_grad()

@@ -14,6 +14,7 @@ from synthetic import fake_video, lifted_lake
 
 from videomdm.flows.motion import clips_flow, eval_lifter_flow, lift_flow, train_lifter_flow
 from videomdm.models.mocap import load_mocap_dir
+from videomdm.models.skeleton import body_size_factor
 from videomdm.storage import Lake, run_sql
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -93,5 +94,14 @@ def test_videomdm_train_resume_generate_reconstruct(lake_root, walk, assets, tmp
         reconstruct_flow(clip_id, lake=lake_root)
     rows = run_sql(lake, "select * from motions where lifter_id = 'videomdm'").to_pylist()
     assert len(rows) == 1 and np.isfinite(rows[0]["joints"]).all()
+    # stored in the body-size gauge: the lifted clip's camera scaled with its body
+    lifted = run_sql(
+        lake,
+        "select * from motions where clip_id = ? and lifter_id != 'videomdm'",
+        params=[clip_id],
+    ).to_pylist()[0]
+    k = body_size_factor(np.asarray(lifted["joints"], np.float64).reshape(-1, 17, 3))
+    np.testing.assert_allclose(rows[0]["cam_t"], np.asarray(lifted["cam_t"]) * k, rtol=1e-5)
+    np.testing.assert_allclose(rows[0]["cam_R"], lifted["cam_R"])
     with pytest.raises(ValueError, match="no clip"):
         reconstruct_flow("abc123", lake=lake_root)

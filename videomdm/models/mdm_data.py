@@ -14,6 +14,7 @@ that ``(R', t')``; projecting ``features_to_joints(x0)`` through it reproduces t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from videomdm.models.motion_repr import (
     heading_angles,
     joints_to_features,
 )
-from videomdm.models.skeleton import NUM_JOINTS, root
+from videomdm.models.skeleton import NUM_JOINTS, body_size_factor, root
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,20 @@ class MotionSample:
     text: str = ""
     fps: float = 30.0
     clip_id: str = ""
+
+
+def body_size_gauge(joints: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """World joints ``(T, 17, 3)`` and camera translation ``(3,)`` scaled together by
+    ``body_size_factor``: the body gets the population's size and its projection through
+    ``(R, k t)`` is unchanged, so the keypoints still match."""
+    k = body_size_factor(joints)
+    return (joints * k).astype(joints.dtype), np.asarray(t) * k
+
+
+def to_body_size(s: MotionSample) -> MotionSample:
+    """The sample in the body-size gauge (``body_size_gauge``)."""
+    joints, t = body_size_gauge(s.joints, s.t)
+    return dataclasses.replace(s, joints=joints, t=t)
 
 
 def yaw_matrix(angle: float) -> np.ndarray:

@@ -42,7 +42,14 @@ from videomdm.models.losses import (
     supervised_3d_loss,
     total_loss,
 )
-from videomdm.models.mdm_data import Batch, MotionSample, clean_samples, make_batch, sample_windows
+from videomdm.models.mdm_data import (
+    Batch,
+    MotionSample,
+    clean_samples,
+    make_batch,
+    sample_windows,
+    to_body_size,
+)
 from videomdm.models.motion_repr import (
     Normalizer,
     features_to_joints,
@@ -77,6 +84,10 @@ class TrainConfig:
     # ray, so unsmoothed x0 tells the network where the camera is and it learns to move joints
     # along the unseen depth freely (docs/evaluation.md); 0 keeps x0 as it is
     x0_smoothing: float = 3.0
+    # Lifted samples (2D supervision) are put in the body-size gauge (``to_body_size``): size is
+    # unseen in 2D, so without it the model inherits the lifter's body size and exaggerates it
+    # (docs/evaluation.md). Reconstruction then gauges its input the same way.
+    size_gauge: bool = True
     amp: str = "bf16"  # autocast dtype where the device supports it, one of AMP_DTYPES
     seed: int = 0
     log_every: int = 50
@@ -178,6 +189,8 @@ class Trainer:
             raise ValueError(f"no usable training samples ({dict(self.dropped)} dropped)")
         kept_ids = {id(k) for k in kept}
         keep = [i for i, s in enumerate(samples) if id(s) in kept_ids]
+        if cfg.size_gauge and cfg.supervision == "2d":  # 3D ground truth has its true size
+            kept = [to_body_size(s) for s in kept]
         self.samples, self.cond = _smoothed(kept, cfg.x0_smoothing), np.asarray(cond)[keep]
         self.lengths = np.array([len(s.joints) for s in kept])
         self.fps = kept[0].fps
@@ -308,6 +321,12 @@ def _smoothed(samples: list[MotionSample], sigma: float) -> list[MotionSample]:
         dataclasses.replace(s, joints=gaussian_filter1d(s.joints, sigma, axis=0, mode="nearest"))
         for s in samples
     ]
+
+
+def uses_size_gauge(state: dict[str, Any]) -> bool:
+    """Whether a checkpoint's model reconstructs in the body-size gauge (no for checkpoints
+    from before it existed)."""
+    return bool(state["train_config"].get("size_gauge", False))
 
 
 def load_for_sampling(state: dict[str, Any], device: str | torch.device = "cpu"):

@@ -21,16 +21,9 @@ import numpy as np
 from videomdm.models.cameras import NoiseConfig, add_2d_noise, project
 from videomdm.models.lifter import Lifter, lift_many
 from videomdm.models.lifter_train import clip_camera
-from videomdm.models.skeleton import RIGID_BONES, root
+from videomdm.models.skeleton import MEAN_BONE_LENGTHS, RIGID_BONES, root
 
 log = logging.getLogger(__name__)
-
-# Median rigid bone lengths (m) over all shared mocap clips, in RIGID_BONES order: the
-# baseline's body size.
-MEAN_BONE_LENGTHS = np.array(
-    [0.057, 0.057, 0.097, 0.097, 0.404, 0.206, 0.243, 0.243, 0.223, 0.223, 0.129, 0.391,
-     0.391, 0.410, 0.410]
-)  # fmt: skip
 
 
 def _root_aligned(x: np.ndarray) -> np.ndarray:

@@ -117,6 +117,37 @@ def bone_lengths(joints: np.ndarray, bones: tuple[tuple[int, int], ...] = BONES)
     return np.linalg.norm(joints[..., child, :] - joints[..., parent, :], axis=-1)
 
 
+# Median rigid bone lengths (m) over all shared mocap clips, in RIGID_BONES order: the
+# population's body size (the bone-length baseline, and the body-size gauge below).
+MEAN_BONE_LENGTHS = np.array(
+    [0.057, 0.057, 0.097, 0.097, 0.404, 0.206, 0.243, 0.243, 0.223, 0.223, 0.129, 0.391,
+     0.391, 0.410, 0.410]
+)  # fmt: skip
+# A body more than this factor off the population's is a broken motion, not a small person.
+MAX_SIZE_FACTOR = 4.0
+
+
+def body_size_factor(joints: np.ndarray) -> float:
+    """The factor that brings a motion ``(T, 17, 3)`` to the population's body size: the median
+    over rigid bones of ``MEAN_BONE_LENGTHS / (the bone's median length over frames)``,
+    clipped to ``[1 / MAX_SIZE_FACTOR, MAX_SIZE_FACTOR]``; 1 for a motion with no finite bone.
+
+    Size is invisible in one view (a bigger body farther away projects the same), so a motion
+    lifted from 2D has its size only from the lifter. Scaling its joints *and* its camera
+    translation by this factor leaves its projection unchanged: a choice of gauge that uses a
+    population average, not a measurement of the person.
+    """
+    joints = np.asarray(joints, np.float64)
+    finite = np.isfinite(joints).all(axis=(-1, -2))
+    if not finite.any():
+        return 1.0
+    lengths = np.median(bone_lengths(joints[finite], RIGID_BONES), axis=0)
+    if not (lengths > 0).any():
+        return 1.0
+    ratio = np.median(MEAN_BONE_LENGTHS[lengths > 0] / lengths[lengths > 0])
+    return float(np.clip(ratio, 1 / MAX_SIZE_FACTOR, MAX_SIZE_FACTOR))
+
+
 def root(joints: Array) -> Array:
     """The hip midpoint, the virtual root: ``(..., 17, D)`` in, ``(..., D)`` out."""
     return 0.5 * (

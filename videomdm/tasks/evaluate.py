@@ -20,9 +20,15 @@ from prefect import task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
 from videomdm.models.denoiser import DenoiserConfig  # noqa: E402
+from videomdm.models.mdm_data import to_body_size  # noqa: E402
 from videomdm.models.mdm_eval import View, score_methods, synthetic_views, to_camera  # noqa: E402
 from videomdm.models.mdm_sample import GuidanceConfig, generate, reconstruct  # noqa: E402
-from videomdm.models.mdm_train import TrainConfig, Trainer, load_for_sampling  # noqa: E402
+from videomdm.models.mdm_train import (  # noqa: E402
+    TrainConfig,
+    Trainer,
+    load_for_sampling,
+    uses_size_gauge,
+)
 from videomdm.models.mocap import MocapClip  # noqa: E402
 from videomdm.models.mocap_plots import animate_motions  # noqa: E402
 from videomdm.models.motion_eval import (  # noqa: E402
@@ -68,9 +74,10 @@ def _reconstructor(state: dict[str, Any], guidance: GuidanceConfig, device: str)
     model, norm, dcfg = load_for_sampling(state, device)
     window = int(state["train_config"]["window"])
     enc = TextEncoder(device)
+    gauge = uses_size_gauge(state)
 
     def fn(v: View) -> np.ndarray:
-        s = v.lifted
+        s = to_body_size(v.lifted) if gauge else v.lifted
         cond = torch.from_numpy(enc.encode([s.text or "a person moves"]))[0].to(device)
         return reconstruct(model, norm, dcfg, s.joints, s.u, s.conf, s.R, s.t, cond, window,
                            guidance)  # fmt: skip

@@ -17,8 +17,9 @@ from prefect.cache_policies import NO_CACHE
 from videomdm.models.cameras import world_to_camera
 from videomdm.models.denoiser import Denoiser
 from videomdm.models.diffusion import DiffusionConfig
+from videomdm.models.mdm_data import body_size_gauge
 from videomdm.models.mdm_sample import GuidanceConfig, generate, reconstruct
-from videomdm.models.mdm_train import load_for_sampling
+from videomdm.models.mdm_train import load_for_sampling, uses_size_gauge
 from videomdm.models.mocap_plots import animate_motions
 from videomdm.models.motion_repr import Normalizer
 from videomdm.models.text_encoder import TextEncoder
@@ -41,6 +42,7 @@ class Loaded:
     diffusion: DiffusionConfig
     window: int
     fps: float
+    size_gauge: bool = False  # reconstruct in the body-size gauge (``mdm_data.body_size_gauge``)
 
 
 def load_model(lake_root: str, model: str | None = None, device: str = "cpu") -> Loaded:
@@ -52,7 +54,8 @@ def load_model(lake_root: str, model: str | None = None, device: str = "cpu") ->
         run = _train_run(lake_root, model)
         state, run_id = load_checkpoint(run["checkpoint_uri"]), run["run_id"]
     net, norm, diffusion = load_for_sampling(state, device)
-    return Loaded(run_id, net, norm, diffusion, int(state["train_config"]["window"]), 30.0)
+    window = int(state["train_config"]["window"])
+    return Loaded(run_id, net, norm, diffusion, window, 30.0, uses_size_gauge(state))
 
 
 def _train_run(lake_root: str, run_id: str | None) -> dict[str, Any]:
@@ -143,6 +146,8 @@ def reconstruct_task(
     R = np.asarray(motion["cam_R"], np.float64).reshape(3, 3)  # noqa: N806
     t = np.asarray(motion["cam_t"], np.float64)
     init = np.asarray(motion["joints"], np.float32).reshape(n, 17, 3)
+    if m.size_gauge:  # the row keeps the gauge: joints and cam_t both scaled, 2D unchanged
+        init, t = body_size_gauge(init, t)
     cond = _cond(m, [clip["caption"] or NO_CAPTION])
     joints = reconstruct(
         m.model,
