@@ -229,3 +229,31 @@ def test_reconstruction_with_a_copying_denoiser_returns_its_input(motions):
     # measured: 7.6 mm mean, 29 mm max (the noise left at t = 0, integrated along the
     # trajectory); reading the camera rotation the wrong way round gives 68 mm / 121 mm
     assert err.mean() < 0.02 and err.max() < 0.06, (err.mean(), err.max())  # metres
+
+
+def test_evaluation_reconstructs_in_the_gauge_and_scores_in_the_camera_frame(motions, monkeypatch):
+    """A lifter that makes the body 30% too big, and a copying denoiser: in the gauge the
+    evaluation's reconstruction has the true size and lies where the truth does in the camera
+    frame; without the gauge it keeps the lifter's size."""
+    from videomdm.models.mdm_eval import View, to_camera
+    from videomdm.tasks import evaluate
+
+    s = _samples(motions[:1])[0]
+    n = 50
+    s = dataclasses.replace(s, joints=s.joints[:n], u=s.u[:n], conf=s.conf[:n])
+    big = dataclasses.replace(s, joints=s.joints * 1.3, t=s.t * 1.3)
+    view = View(lifted=big, truth=s, truth_cam=to_camera(s.joints, s))
+    tr = Trainer([s], np.zeros((1, 384), np.float32), TINY, FAST)
+    model, norm, dcfg = load_for_sampling(tr.state_dict())
+    model.forward = lambda x, *args, **kwargs: x  # type: ignore[method-assign]
+    monkeypatch.setattr(evaluate, "load_for_sampling", lambda *a: (model, norm, dcfg))
+    copy = GuidanceConfig(kind="dps", dps_scale=0.0, strength=1e-3, amp="none")  # t = 0 only
+    expected = body_size_factor(s.joints) * view.truth_cam  # the truth in the gauge
+    err = {}
+    for gauge in (True, False):
+        state = tr.state_dict()
+        state["train_config"]["size_gauge"] = gauge
+        cam = to_camera(evaluate._reconstructor(state, copy, "cpu")(view), big)
+        err[gauge] = np.linalg.norm(cam - expected, axis=-1).mean()
+    # gauged: the copy's few mm (measured 4 mm); not: the lifter's 30% too big (1.0 m)
+    assert err[True] < 0.02 and err[False] > 0.5, err  # metres

@@ -79,8 +79,10 @@ def _reconstructor(state: dict[str, Any], guidance: GuidanceConfig, device: str)
     def fn(v: View) -> np.ndarray:
         s = to_body_size(v.lifted) if gauge else v.lifted
         cond = torch.from_numpy(enc.encode([s.text or "a person moves"]))[0].to(device)
-        return reconstruct(model, norm, dcfg, s.joints, s.u, s.conf, s.R, s.t, cond, window,
-                           guidance)  # fmt: skip
+        out = reconstruct(model, norm, dcfg, s.joints, s.u, s.conf, s.R, s.t, cond, window,
+                          guidance)  # fmt: skip
+        # the same camera-frame motion, in the lifted world frame (R^T (t_gauge - t) shifted)
+        return out + (s.t - v.lifted.t) @ s.R
 
     return fn
 
