@@ -142,9 +142,10 @@ def body_size_factor(joints: np.ndarray) -> float:
     if not finite.any():
         return 1.0
     lengths = np.median(bone_lengths(joints[finite], RIGID_BONES), axis=0)
-    if not (lengths > 0).any():
+    ok = lengths > 0
+    if not ok.any():
         return 1.0
-    ratio = np.median(MEAN_BONE_LENGTHS[lengths > 0] / lengths[lengths > 0])
+    ratio = np.median(MEAN_BONE_LENGTHS[ok] / lengths[ok])
     return float(np.clip(ratio, 1 / MAX_SIZE_FACTOR, MAX_SIZE_FACTOR))
 
 

@@ -42,7 +42,7 @@ class Loaded:
     diffusion: DiffusionConfig
     window: int
     fps: float
-    size_gauge: bool = False  # reconstruct in the body-size gauge (``mdm_data.body_size_gauge``)
+    size_gauge: bool  # reconstruct in the body-size gauge (``mdm_data.body_size_gauge``)
 
 
 def load_model(lake_root: str, model: str | None = None, device: str = "cpu") -> Loaded:
