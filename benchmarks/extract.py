@@ -24,15 +24,15 @@ from _samples import SAMPLE_VIDEOS, default_assets
 from rich.console import Console
 from rich.table import Table
 
-from videomdm.models.detection import letterbox_geometry, make_session
-from videomdm.models.perception import (
+from videomdm.models.perception.detection import letterbox_geometry, make_session
+from videomdm.models.perception.pipeline import (
     PerceptionConfig,
     PersonFrames,
     StageTimes,
     frame_budget,
     run_perception,
 )
-from videomdm.models.video import probe_video
+from videomdm.models.perception.video import probe_video
 
 log = logging.getLogger("benchmarks.extract")
 
@@ -43,7 +43,7 @@ def tiny_vitpose():  # noqa: ANN201 (torch is imported lazily)
     import torch
     from transformers import VitPoseBackboneConfig, VitPoseConfig, VitPoseForPoseEstimation
 
-    from videomdm.models.pose2d import VitPoseEstimator
+    from videomdm.models.perception.pose2d import VitPoseEstimator
 
     torch.manual_seed(0)
     backbone = VitPoseBackboneConfig(  # type: ignore[call-arg]

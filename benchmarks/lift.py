@@ -18,11 +18,11 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from videomdm.models import lifter as lf
-from videomdm.models import lifter_train as lt
-from videomdm.models.cameras import project
-from videomdm.models.metrics import evaluate_lifter
-from videomdm.models.mocap import load_mocap_dir
+from videomdm.models.evaluation.metrics import evaluate_lifter
+from videomdm.models.lifter import network as lf
+from videomdm.models.lifter import train as lt
+from videomdm.models.motion.cameras import project
+from videomdm.models.motion.mocap import load_mocap_dir
 
 TARGET_PA_CLEAN, TARGET_PA_NOISY = 60.0, 90.0
 

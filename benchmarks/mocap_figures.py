@@ -3,7 +3,7 @@
     python benchmarks/mocap_figures.py [--assets DIR] [--out docs] [--fps 30]
 
 One figure per asset folder, from one representative clip, drawn by
-videomdm.models.mocap_plots.plot_frames (facing the viewer: nose towards you, blue = left
+videomdm.models.viz.animation.plot_frames (facing the viewer: nose towards you, blue = left
 on the image's right).
 """
 
@@ -16,8 +16,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from videomdm.models.mocap import load_mocap_dir, load_mocap_file
-from videomdm.models.mocap_plots import plot_frames
+from videomdm.models.motion.mocap import load_mocap_dir, load_mocap_file
+from videomdm.models.viz.animation import plot_frames
 
 log = logging.getLogger("mocap_figures")
 

@@ -48,7 +48,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from rich.console import Console
 from rich.table import Table
 
-from videomdm.models.detection import (
+from videomdm.models.perception.detection import (
     Detections,
     Letterbox,
     YoloPoseConfig,
@@ -59,7 +59,7 @@ from videomdm.models.detection import (
     make_session,
     yolo_input,
 )
-from videomdm.models.video import iter_frame_batches, probe_video
+from videomdm.models.perception.video import iter_frame_batches, probe_video
 
 log = logging.getLogger("benchmarks.quantize_yolo")
 

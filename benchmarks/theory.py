@@ -20,10 +20,10 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from videomdm.models.cameras import project, sample_cameras, world_to_camera
-from videomdm.models.losses import reprojection_loss
-from videomdm.models.mocap import load_mocap_dir
-from videomdm.models.skeleton import root
+from videomdm.models.mdm.losses import reprojection_loss
+from videomdm.models.motion.cameras import project, sample_cameras, world_to_camera
+from videomdm.models.motion.mocap import load_mocap_dir
+from videomdm.models.motion.skeleton import root
 
 MOCAP = Path(__file__).resolve().parents[2] / "shared" / "assets" / "mocap"
 SOURCES = ("cmu_bvh_subject131", "animated_drawings_bvh", "humanml3d_sample", "deepmimic_motions")

@@ -29,12 +29,12 @@ import torch  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from videomdm.models.cameras import project, sample_cameras  # noqa: E402
-from videomdm.models.denoiser import DenoiserConfig  # noqa: E402
-from videomdm.models.mdm_data import MotionSample  # noqa: E402
-from videomdm.models.mdm_sample import generate  # noqa: E402
-from videomdm.models.mdm_train import TrainConfig, Trainer  # noqa: E402
-from videomdm.models.mocap import load_mocap_dir  # noqa: E402
+from videomdm.models.mdm.data import MotionSample  # noqa: E402
+from videomdm.models.mdm.denoiser import DenoiserConfig  # noqa: E402
+from videomdm.models.mdm.sampling import generate  # noqa: E402
+from videomdm.models.mdm.trainer import TrainConfig, Trainer  # noqa: E402
+from videomdm.models.motion.cameras import project, sample_cameras  # noqa: E402
+from videomdm.models.motion.mocap import load_mocap_dir  # noqa: E402
 
 ASSETS = os.environ.get(
     "VIDEOMDM_ASSETS", os.path.join(os.path.dirname(__file__), "../../shared/assets")

@@ -29,9 +29,11 @@ import torch  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from videomdm.models import diffusion, losses, motion_repr  # noqa: E402
-from videomdm.models.cameras import project, sample_cameras, world_to_camera  # noqa: E402
-from videomdm.models.denoiser import Denoiser, DenoiserConfig  # noqa: E402
+from videomdm.models.mdm import losses  # noqa: E402
+from videomdm.models.mdm import schedulers as diffusion  # noqa: E402
+from videomdm.models.mdm.denoiser import Denoiser, DenoiserConfig  # noqa: E402
+from videomdm.models.motion import features as motion_repr  # noqa: E402
+from videomdm.models.motion.cameras import project, sample_cameras, world_to_camera  # noqa: E402
 
 PRESETS = {"small": DenoiserConfig.small, "paper": DenoiserConfig.paper}
 VARIANTS = ("fp32", "fp32-postnorm", "bf16", "fp32-compile", "bf16-compile", "fp32-foreach")

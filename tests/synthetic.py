@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from videomdm.flows.motion import clips_flow, lift_flow, train_lifter_flow
-from videomdm.models.cameras import Intrinsics, look_at, to_pixels
+from videomdm.models.motion.cameras import Intrinsics, look_at, to_pixels
 from videomdm.storage import Lake
 from videomdm.storage.lake import rows_to_table
 from videomdm.storage.markers import DONE, set_marker

@@ -102,6 +102,6 @@ def test_console_script_is_installed():
 
 def test_cli_guidance_choices_mirror_the_sampler():
     from videomdm.cli.motion import Guidance
-    from videomdm.models.mdm_sample import GUIDANCE_KINDS
+    from videomdm.models.mdm.sampling import GUIDANCE_KINDS
 
     assert tuple(g.value for g in Guidance) == GUIDANCE_KINDS

@@ -9,12 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from videomdm.models import diffusion, losses, motion_repr, text_encoder
-from videomdm.models.cameras import project, sample_cameras, world_to_camera
-from videomdm.models.denoiser import Denoiser, DenoiserConfig, FastDropout
-from videomdm.models.mocap import load_mocap_dir
-from videomdm.models.motion_repr import FEATURE_DIM, Normalizer
-from videomdm.models.skeleton import root
+from videomdm.models.mdm import losses, text_encoder
+from videomdm.models.mdm import schedulers as diffusion
+from videomdm.models.mdm.denoiser import Denoiser, DenoiserConfig, FastDropout
+from videomdm.models.motion import features as motion_repr
+from videomdm.models.motion.cameras import project, sample_cameras, world_to_camera
+from videomdm.models.motion.features import FEATURE_DIM, Normalizer
+from videomdm.models.motion.mocap import load_mocap_dir
+from videomdm.models.motion.skeleton import root
 
 ASSETS = Path(
     os.environ.get("VIDEOMDM_ASSETS", Path(__file__).resolve().parents[2] / "shared" / "assets")

@@ -12,8 +12,8 @@ import pytest
 
 from videomdm.flows.evaluate import evaluate_flow
 from videomdm.flows.motion import train_lifter_flow
-from videomdm.models.lifter_train import split_by_source
-from videomdm.models.mocap import load_mocap_dir
+from videomdm.models.lifter.train import split_by_source
+from videomdm.models.motion.mocap import load_mocap_dir
 from videomdm.storage import Lake, run_sql
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

@@ -9,7 +9,7 @@ import pytest
 
 from videomdm.flows.extract import extract_flow
 from videomdm.flows.ingest import ingest_flow
-from videomdm.models.video import VideoDecodeError
+from videomdm.models.perception.video import VideoDecodeError
 from videomdm.storage import Lake, run_sql
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

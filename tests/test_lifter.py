@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from videomdm.models import clips as clipmod
-from videomdm.models import lifter as lf
-from videomdm.models import lifter_train as lt
-from videomdm.models import metrics as mt
-from videomdm.models.cameras import Intrinsics, project, sample_cameras, to_normalised
-from videomdm.models.mocap import MocapClip, load_mocap_file
-from videomdm.models.skeleton import root
+from videomdm.models.evaluation import metrics as mt
+from videomdm.models.lifter import network as lf
+from videomdm.models.lifter import train as lt
+from videomdm.models.motion import clips as clipmod
+from videomdm.models.motion.cameras import Intrinsics, project, sample_cameras, to_normalised
+from videomdm.models.motion.mocap import MocapClip, load_mocap_file
+from videomdm.models.motion.skeleton import root
 
 ASSETS = Path(
     os.environ.get("VIDEOMDM_ASSETS", Path(__file__).resolve().parents[2] / "shared" / "assets")

@@ -12,14 +12,14 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from videomdm.models.cameras import project, sample_cameras
-from videomdm.models.denoiser import DenoiserConfig
-from videomdm.models.mdm_data import MotionSample, canonical_camera, clean_samples, to_body_size
-from videomdm.models.mdm_sample import GUIDANCE_KINDS, GuidanceConfig, generate, reconstruct
-from videomdm.models.mdm_train import TrainConfig, Trainer, diffusion_loss, load_for_sampling
-from videomdm.models.mocap import load_mocap_dir
-from videomdm.models.motion_repr import features_to_joints, joints_to_features
-from videomdm.models.skeleton import MAX_SIZE_FACTOR, body_size_factor
+from videomdm.models.mdm.data import MotionSample, canonical_camera, clean_samples, to_body_size
+from videomdm.models.mdm.denoiser import DenoiserConfig
+from videomdm.models.mdm.sampling import GUIDANCE_KINDS, GuidanceConfig, generate, reconstruct
+from videomdm.models.mdm.trainer import TrainConfig, Trainer, diffusion_loss, load_for_sampling
+from videomdm.models.motion.cameras import project, sample_cameras
+from videomdm.models.motion.features import features_to_joints, joints_to_features
+from videomdm.models.motion.mocap import load_mocap_dir
+from videomdm.models.motion.skeleton import MAX_SIZE_FACTOR, body_size_factor
 
 TINY = DenoiserConfig.small(width=32, n_layers=1, n_heads=2, ff_dim=64, dropout=0.0,
                             cond_drop_prob=0.0)  # fmt: skip
@@ -235,7 +235,7 @@ def test_evaluation_reconstructs_in_the_gauge_and_scores_in_the_camera_frame(mot
     """A lifter that makes the body 30% too big, and a copying denoiser: in the gauge the
     evaluation's reconstruction has the true size and lies where the truth does in the camera
     frame; without the gauge it keeps the lifter's size."""
-    from videomdm.models.mdm_eval import View, to_camera
+    from videomdm.models.evaluation.protocol import View, to_camera
     from videomdm.tasks import evaluate
 
     s = _samples(motions[:1])[0]

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from videomdm.models import bvh, cameras, mocap, mocap_sources
-from videomdm.models.skeleton import (
+from videomdm.models.motion import bvh, cameras, mocap
+from videomdm.models.motion import rigs as mocap_sources
+from videomdm.models.motion.skeleton import (
     FLIP_PERM,
     JOINT_INDEX,
     LIMBS,
@@ -211,7 +212,7 @@ def test_corrupt_bvh_is_skipped_by_name(tmp_path: Path, caplog: pytest.LogCaptur
     (tmp_path / "nested").mkdir()
     (tmp_path / "nested" / "broken.bvh").write_text(text[: len(text) // 40])  # cut mid-hierarchy
     (tmp_path / "notes.md").write_text("not a motion")
-    with caplog.at_level(logging.WARNING, logger="videomdm.models.mocap"):
+    with caplog.at_level(logging.WARNING, logger="videomdm.models.motion.mocap"):
         clips = mocap.load_mocap_dir(tmp_path)
     assert [c.name for c in clips] == ["good"]
     assert [Path(p).name for p, _ in clips.failures] == ["broken.bvh"]

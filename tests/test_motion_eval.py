@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from videomdm.models import motion_eval as me
-from videomdm.models.mocap import load_mocap_dir
-from videomdm.models.skeleton import JOINT_INDEX
+from videomdm.models.evaluation import generation as me
+from videomdm.models.motion.mocap import load_mocap_dir
+from videomdm.models.motion.skeleton import JOINT_INDEX
 
 ASSETS = Path(
     os.environ.get("VIDEOMDM_ASSETS", Path(__file__).resolve().parents[2] / "shared" / "assets")

@@ -13,8 +13,8 @@ import pytest
 from synthetic import fake_video, lifted_lake
 
 from videomdm.flows.motion import clips_flow, eval_lifter_flow, lift_flow, train_lifter_flow
-from videomdm.models.mocap import load_mocap_dir
-from videomdm.models.skeleton import body_size_factor
+from videomdm.models.motion.mocap import load_mocap_dir
+from videomdm.models.motion.skeleton import body_size_factor
 from videomdm.storage import Lake, run_sql
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

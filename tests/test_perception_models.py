@@ -10,7 +10,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from videomdm.models.detection import (
+from videomdm.models.perception.detection import (
     Detections,
     YoloPoseConfig,
     YoloPoseDetector,
@@ -20,22 +20,26 @@ from videomdm.models.detection import (
     letterbox_geometry,
     nms,
 )
-from videomdm.models.perception import (
+from videomdm.models.perception.pipeline import (
     PerceptionConfig,
     PersonFrames,
     extractor_id,
     frame_budget,
     run_perception,
 )
-from videomdm.models.pose2d import (
+from videomdm.models.perception.pose2d import (
     VitPoseEstimator,
     box_to_center_size,
     crop_matrix,
     heatmaps_to_keypoints,
 )
-from videomdm.models.render import contact_sheet, draw_people
-from videomdm.models.tracking import PersonTracker, backfill_track_starts, keep_long_tracks
-from videomdm.models.video import VideoDecodeError, iter_frame_batches, probe_video
+from videomdm.models.perception.tracking import (
+    PersonTracker,
+    backfill_track_starts,
+    keep_long_tracks,
+)
+from videomdm.models.perception.video import VideoDecodeError, iter_frame_batches, probe_video
+from videomdm.models.viz.overlay import contact_sheet, draw_people
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("YOLO_OFFLINE", "1")

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from videomdm.models.probe import VideoProbeError, probe_video
+from videomdm.models.perception.probe import VideoProbeError, probe_video
 
 
 @pytest.fixture(scope="module")

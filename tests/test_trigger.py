@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from synthetic import lifted_lake
 
-from videomdm.models.mocap import load_mocap_dir
+from videomdm.models.motion.mocap import load_mocap_dir
 from videomdm.storage import Lake, run_sql
 
 BIN = Path(sys.executable).parent

@@ -15,11 +15,11 @@ from prefect.runtime import flow_run
 
 from videomdm.config import get_settings
 from videomdm.flows.motion import current_lifter, fit_lifter, lifter_config, load_mocap
-from videomdm.models.lifter import Lifter
-from videomdm.models.lifter import load_checkpoint as load_lifter
-from videomdm.models.lifter_train import split_by_clip, split_by_source
-from videomdm.models.mdm_sample import GuidanceConfig
-from videomdm.models.mocap import MocapClip
+from videomdm.models.lifter.network import Lifter
+from videomdm.models.lifter.network import load_checkpoint as load_lifter
+from videomdm.models.lifter.train import split_by_clip, split_by_source
+from videomdm.models.mdm.sampling import GuidanceConfig
+from videomdm.models.motion.mocap import MocapClip
 from videomdm.storage.lake import utcnow
 from videomdm.storage.sources import local_path
 from videomdm.tasks.evaluate import (

@@ -13,7 +13,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from videomdm.config import get_settings
 from videomdm.flows.runners import task_resources
-from videomdm.models.perception import PerceptionConfig
+from videomdm.models.perception.pipeline import PerceptionConfig
 from videomdm.progress import progress_bar
 from videomdm.tasks.extract import extract_video, pending_videos, record_failure, resolve_extractor
 

@@ -11,8 +11,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
 from videomdm.config import get_settings
-from videomdm.models.lift_plots import animate_lift
-from videomdm.models.mdm_sample import GuidanceConfig
+from videomdm.models.mdm.sampling import GuidanceConfig
+from videomdm.models.viz.lift_animation import animate_lift
 from videomdm.tasks.generate import generate_task, load_model, reconstruct_task
 
 log = logging.getLogger(__name__)

@@ -13,11 +13,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from videomdm.config import get_settings
-from videomdm.models.clips import ClipConfig
-from videomdm.models.lifter import LifterConfig, load_checkpoint
-from videomdm.models.lifter_train import split_by_clip, train_lifter
-from videomdm.models.metrics import evaluate_lifter
-from videomdm.models.mocap import MocapClip, load_mocap_dir
+from videomdm.models.evaluation.metrics import evaluate_lifter
+from videomdm.models.lifter.network import LifterConfig, load_checkpoint
+from videomdm.models.lifter.train import split_by_clip, train_lifter
+from videomdm.models.motion.clips import ClipConfig
+from videomdm.models.motion.mocap import MocapClip, load_mocap_dir
 from videomdm.progress import progress_bar
 from videomdm.storage import Lake
 from videomdm.storage.lake import utcnow

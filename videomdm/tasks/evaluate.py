@@ -19,26 +19,26 @@ import torch  # noqa: E402
 from prefect import task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
-from videomdm.models.denoiser import DenoiserConfig  # noqa: E402
-from videomdm.models.mdm_data import to_body_size  # noqa: E402
-from videomdm.models.mdm_eval import View, score_methods, synthetic_views, to_camera  # noqa: E402
-from videomdm.models.mdm_sample import GuidanceConfig, generate, reconstruct  # noqa: E402
-from videomdm.models.mdm_train import (  # noqa: E402
-    TrainConfig,
-    Trainer,
-    load_for_sampling,
-    uses_size_gauge,
-)
-from videomdm.models.mocap import MocapClip  # noqa: E402
-from videomdm.models.mocap_plots import animate_motions  # noqa: E402
-from videomdm.models.motion_eval import (  # noqa: E402
+from videomdm.models.evaluation.generation import (  # noqa: E402
     diversity,
     embed,
     frechet_distance,
     motion_stats,
     train_motion_encoder,
 )
-from videomdm.models.text_encoder import TextEncoder  # noqa: E402
+from videomdm.models.evaluation.protocol import View, score_methods, synthetic_views, to_camera  # noqa: E402
+from videomdm.models.mdm.data import to_body_size  # noqa: E402
+from videomdm.models.mdm.denoiser import DenoiserConfig  # noqa: E402
+from videomdm.models.mdm.sampling import GuidanceConfig, generate, reconstruct  # noqa: E402
+from videomdm.models.mdm.text_encoder import TextEncoder  # noqa: E402
+from videomdm.models.mdm.trainer import (  # noqa: E402
+    TrainConfig,
+    Trainer,
+    load_for_sampling,
+    uses_size_gauge,
+)
+from videomdm.models.motion.mocap import MocapClip  # noqa: E402
+from videomdm.models.viz.animation import animate_motions  # noqa: E402
 from videomdm.progress import progress_bar  # noqa: E402
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,13 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 
-from videomdm.models.perception import PerceptionConfig, PersonFrames, extractor_id, run_perception
-from videomdm.models.video import VideoDecodeError
+from videomdm.models.perception.pipeline import (
+    PerceptionConfig,
+    PersonFrames,
+    extractor_id,
+    run_perception,
+)
+from videomdm.models.perception.video import VideoDecodeError
 from videomdm.storage import Lake
 from videomdm.storage.markers import (
     DONE,

@@ -14,15 +14,15 @@ import torch
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from videomdm.models.cameras import world_to_camera
-from videomdm.models.denoiser import Denoiser
-from videomdm.models.diffusion import DiffusionConfig
-from videomdm.models.mdm_data import body_size_gauge
-from videomdm.models.mdm_sample import GuidanceConfig, generate, reconstruct
-from videomdm.models.mdm_train import load_for_sampling, uses_size_gauge
-from videomdm.models.mocap_plots import animate_motions
-from videomdm.models.motion_repr import Normalizer
-from videomdm.models.text_encoder import TextEncoder
+from videomdm.models.mdm.data import body_size_gauge
+from videomdm.models.mdm.denoiser import Denoiser
+from videomdm.models.mdm.sampling import GuidanceConfig, generate, reconstruct
+from videomdm.models.mdm.schedulers import DiffusionConfig
+from videomdm.models.mdm.text_encoder import TextEncoder
+from videomdm.models.mdm.trainer import load_for_sampling, uses_size_gauge
+from videomdm.models.motion.cameras import world_to_camera
+from videomdm.models.motion.features import Normalizer
+from videomdm.models.viz.animation import animate_motions
 from videomdm.storage import Lake, run_sql
 from videomdm.storage.lake import rows_to_table, utcnow
 from videomdm.storage.markers import DONE, set_marker

@@ -11,7 +11,7 @@ import fsspec
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from videomdm.models.probe import probe_video
+from videomdm.models.perception.probe import probe_video
 from videomdm.storage import Lake
 from videomdm.storage.lake import rows_to_table, utcnow
 from videomdm.storage.sources import SourceFile, list_videos, read_caption, sha256_file

@@ -17,8 +17,13 @@ import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from videomdm.models.clips import ClipConfig, make_clips
-from videomdm.models.lifter import camera_to_world, lift_many, load_checkpoint, save_checkpoint
+from videomdm.models.lifter.network import (
+    camera_to_world,
+    lift_many,
+    load_checkpoint,
+    save_checkpoint,
+)
+from videomdm.models.motion.clips import ClipConfig, make_clips
 from videomdm.storage import Lake, run_sql
 from videomdm.storage.lake import rows_to_table, utcnow
 from videomdm.storage.markers import (

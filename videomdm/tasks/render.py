@@ -10,8 +10,8 @@ import av
 import cv2
 import numpy as np
 
-from videomdm.models.render import contact_sheet, draw_people
-from videomdm.models.video import iter_frame_batches
+from videomdm.models.perception.video import iter_frame_batches
+from videomdm.models.viz.overlay import contact_sheet, draw_people
 from videomdm.storage import Lake, run_sql
 from videomdm.storage.sources import local_path
 from videomdm.tasks.extract import keypoint_arrays, latest_extractor, list_column

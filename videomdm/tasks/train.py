@@ -22,10 +22,10 @@ import torch
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from videomdm.models.denoiser import DenoiserConfig
-from videomdm.models.mdm_data import MotionSample
-from videomdm.models.mdm_train import TrainConfig, Trainer
-from videomdm.models.text_encoder import TextEncoder
+from videomdm.models.mdm.data import MotionSample
+from videomdm.models.mdm.denoiser import DenoiserConfig
+from videomdm.models.mdm.text_encoder import TextEncoder
+from videomdm.models.mdm.trainer import TrainConfig, Trainer
 from videomdm.progress import progress_bar
 from videomdm.storage import Lake, run_sql
 from videomdm.storage.lake import utcnow

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from videomdm.models.cameras import NoiseConfig
-from videomdm.models.skeleton import FLIP_PERM, JOINT_INDEX, NUM_JOINTS, root
+from videomdm.models.motion.cameras import NoiseConfig
+from videomdm.models.motion.skeleton import FLIP_PERM, JOINT_INDEX, NUM_JOINTS, root
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import numpy as np
 import supervision as sv
 from trackers import ByteTrackTracker
 
-from videomdm.models.detection import box_iou
+from videomdm.models.perception.detection import box_iou
 
 log = logging.getLogger(__name__)
 

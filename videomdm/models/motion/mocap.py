@@ -25,15 +25,16 @@ from pathlib import Path
 
 import numpy as np
 
-from videomdm.models import bvh, mocap_sources
-from videomdm.models.mocap_sources import (
+from videomdm.models.motion import bvh
+from videomdm.models.motion import rigs as mocap_sources
+from videomdm.models.motion.rigs import (
     DEEPMIMIC_FK,
     DEEPMIMIC_HEAD,
     DEEPMIMIC_HEAD_AXES,
     RIGS,
     RigSpec,
 )
-from videomdm.models.skeleton import NUM_JOINTS
+from videomdm.models.motion.skeleton import NUM_JOINTS
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 import torch
 
-from videomdm.models.cameras import backproject_rays, project, world_to_camera
+from videomdm.models.motion.cameras import backproject_rays, project, world_to_camera
 
 log = logging.getLogger(__name__)
 

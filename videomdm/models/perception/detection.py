@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from videomdm.models.weights import resolve_weights
+from videomdm.models.perception.weights import resolve_weights
 
 log = logging.getLogger(__name__)
 

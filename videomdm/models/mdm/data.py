@@ -23,13 +23,13 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from videomdm.models.motion_repr import (
+from videomdm.models.motion.features import (
     FEATURE_DIM,
     canonicalize,
     heading_angles,
     joints_to_features,
 )
-from videomdm.models.skeleton import NUM_JOINTS, body_size_factor, root
+from videomdm.models.motion.skeleton import NUM_JOINTS, body_size_factor, root
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.animation import FuncAnimation, PillowWriter  # noqa: E402
 
-from videomdm.models.mocap_plots import _limb_colour  # noqa: E402
-from videomdm.models.skeleton import LIMBS, root  # noqa: E402
+from videomdm.models.motion.skeleton import LIMBS, root  # noqa: E402
+from videomdm.models.viz.animation import _limb_colour  # noqa: E402
 
 
 def _draw_2d(ax, u: np.ndarray, conf: np.ndarray, lim: tuple) -> None:

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from videomdm.models.cameras import NoiseConfig
-from videomdm.models.lifter import Lifter, camera_to_world, lift_many
-from videomdm.models.mdm_data import MotionSample
-from videomdm.models.metrics import accel_error, mpjpe, n_mpjpe, pa_mpjpe, random_view
+from videomdm.models.evaluation.metrics import accel_error, mpjpe, n_mpjpe, pa_mpjpe, random_view
+from videomdm.models.lifter.network import Lifter, camera_to_world, lift_many
+from videomdm.models.mdm.data import MotionSample
+from videomdm.models.motion.cameras import NoiseConfig
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from videomdm.models.motion_repr import FEATURE_DIM
+from videomdm.models.motion.features import FEATURE_DIM
 
 log = logging.getLogger(__name__)
 

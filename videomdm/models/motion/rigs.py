@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from videomdm.models.skeleton import JOINT_NAMES
+from videomdm.models.motion.skeleton import JOINT_NAMES
 
 # CMU's ASF/AMC length unit: (1.0 / 0.45) * 2.54 / 100 m (mocap.cs.cmu.edu FAQ).
 CMU_SCALE = 0.056444

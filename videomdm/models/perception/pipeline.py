@@ -21,21 +21,21 @@ from pathlib import Path
 
 import numpy as np
 
-from videomdm.models.detection import Detections, Detector, make_detector
-from videomdm.models.pose2d import (
+from videomdm.models.perception.detection import Detections, Detector, make_detector
+from videomdm.models.perception.pose2d import (
     PoseEstimator,
     VitPoseSettings,
     make_pose_estimator,
     resolve_vitpose_folder,
 )
-from videomdm.models.tracking import (
+from videomdm.models.perception.tracking import (
     PersonTracker,
     TrackerConfig,
     backfill_track_starts,
     keep_long_tracks,
 )
-from videomdm.models.video import FrameBatch, background, iter_frame_batches, probe_video
-from videomdm.models.weights import file_sha256, resolve_weights
+from videomdm.models.perception.video import FrameBatch, background, iter_frame_batches, probe_video
+from videomdm.models.perception.weights import file_sha256, resolve_weights
 
 log = logging.getLogger(__name__)
 

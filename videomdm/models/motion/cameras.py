@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from videomdm.models.skeleton import FLIP_PERM, NUM_JOINTS
+from videomdm.models.motion.skeleton import FLIP_PERM, NUM_JOINTS
 
 # Horizontal field of view assumed when a video carries no focal length: 60 degrees is
 # typical of phone main cameras and webcams (26-28 mm equivalent is 65-75 deg; 60 is a

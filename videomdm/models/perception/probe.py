@@ -11,7 +11,7 @@ from typing import IO
 
 import av
 
-from videomdm.models.video import frame_rotation, stream_rotation
+from videomdm.models.perception.video import frame_rotation, stream_rotation
 
 log = logging.getLogger(__name__)
 

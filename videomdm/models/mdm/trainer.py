@@ -31,18 +31,7 @@ from scipy.ndimage import gaussian_filter1d
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from videomdm.models.cameras import world_to_camera
-from videomdm.models.denoiser import AMP_DTYPES, Denoiser, DenoiserConfig, autocast
-from videomdm.models.diffusion import DiffusionConfig, Scheduler
-from videomdm.models.losses import (
-    masked_mse,
-    ray_consistency_loss,
-    reprojection_loss,
-    snap_to_rays,
-    supervised_3d_loss,
-    total_loss,
-)
-from videomdm.models.mdm_data import (
+from videomdm.models.mdm.data import (
     Batch,
     MotionSample,
     clean_samples,
@@ -50,7 +39,18 @@ from videomdm.models.mdm_data import (
     sample_windows,
     to_body_size,
 )
-from videomdm.models.motion_repr import (
+from videomdm.models.mdm.denoiser import AMP_DTYPES, Denoiser, DenoiserConfig, autocast
+from videomdm.models.mdm.losses import (
+    masked_mse,
+    ray_consistency_loss,
+    reprojection_loss,
+    snap_to_rays,
+    supervised_3d_loss,
+    total_loss,
+)
+from videomdm.models.mdm.schedulers import DiffusionConfig, Scheduler
+from videomdm.models.motion.cameras import world_to_camera
+from videomdm.models.motion.features import (
     Normalizer,
     features_to_joints,
     joints_to_features,

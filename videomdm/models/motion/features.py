@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from videomdm.models.skeleton import JOINT_INDEX, NUM_JOINTS, facing, root
+from videomdm.models.motion.skeleton import JOINT_INDEX, NUM_JOINTS, facing, root
 
 log = logging.getLogger(__name__)
 

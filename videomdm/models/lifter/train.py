@@ -17,8 +17,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from videomdm.models.cameras import NoiseConfig, add_2d_noise, project, sample_cameras
-from videomdm.models.lifter import (
+from videomdm.models.lifter.network import (
     VAL_EVERY,
     Lifter,
     LifterConfig,
@@ -26,7 +25,8 @@ from videomdm.models.lifter import (
     lift_many,
     make_features,
 )
-from videomdm.models.skeleton import NUM_JOINTS, root
+from videomdm.models.motion.cameras import NoiseConfig, add_2d_noise, project, sample_cameras
+from videomdm.models.motion.skeleton import NUM_JOINTS, root
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from videomdm.models.skeleton import JOINT_NAMES, LIMBS, facing, root  # noqa: E402
+from videomdm.models.motion.skeleton import JOINT_NAMES, LIMBS, facing, root  # noqa: E402
 
 _LEFT, _RIGHT, _MID = "tab:blue", "tab:red", "0.3"
 

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from videomdm.models.denoiser import Denoiser, autocast
-from videomdm.models.diffusion import DDIMScheduler, DiffusionConfig, sample
-from videomdm.models.losses import DEFAULT_WEIGHTS, reprojection_loss
-from videomdm.models.mdm_data import canonical_camera
-from videomdm.models.motion_repr import Normalizer, features_to_joints, joints_to_features
+from videomdm.models.mdm.data import canonical_camera
+from videomdm.models.mdm.denoiser import Denoiser, autocast
+from videomdm.models.mdm.losses import DEFAULT_WEIGHTS, reprojection_loss
+from videomdm.models.mdm.schedulers import DDIMScheduler, DiffusionConfig, sample
+from videomdm.models.motion.features import Normalizer, features_to_joints, joints_to_features
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from videomdm.models.cameras import NoiseConfig, add_2d_noise, project
-from videomdm.models.lifter import Lifter, lift_many
-from videomdm.models.lifter_train import clip_camera
-from videomdm.models.skeleton import MEAN_BONE_LENGTHS, RIGID_BONES, root
+from videomdm.models.lifter.network import Lifter, lift_many
+from videomdm.models.lifter.train import clip_camera
+from videomdm.models.motion.cameras import NoiseConfig, add_2d_noise, project
+from videomdm.models.motion.skeleton import MEAN_BONE_LENGTHS, RIGID_BONES, root
 
 log = logging.getLogger(__name__)
 

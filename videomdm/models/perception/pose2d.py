@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import cv2
 import numpy as np
 
-from videomdm.models.detection import N_KPT, Detections
-from videomdm.models.weights import resolve_weights
+from videomdm.models.perception.detection import N_KPT, Detections
+from videomdm.models.perception.weights import resolve_weights
 
 if TYPE_CHECKING:  # torch is imported only when ViTPose is used (300 MB, 1-2 s to import)
     import torch

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from videomdm.models.cameras import DEFAULT_HFOV_DEG, Intrinsics, to_normalised
-from videomdm.models.skeleton import NUM_JOINTS
+from videomdm.models.motion.cameras import DEFAULT_HFOV_DEG, Intrinsics, to_normalised
+from videomdm.models.motion.skeleton import NUM_JOINTS
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Pose metrics, the lifter and VideoMDM protocols, generation metrics."""

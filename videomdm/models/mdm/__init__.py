@@ -1,0 +1,1 @@
+"""The motion diffusion model: schedulers, denoiser, losses, data, trainer, samplers."""

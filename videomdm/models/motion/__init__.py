@@ -1,0 +1,1 @@
+"""The canonical skeleton, cameras, clips, motion features, mocap loaders and rigs."""

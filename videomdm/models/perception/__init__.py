@@ -1,0 +1,1 @@
+"""Video decoding and probing, person detection, 2D pose, tracking, weights."""

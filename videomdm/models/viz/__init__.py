@@ -1,0 +1,1 @@
+"""Pictures: keypoint overlays, skeleton animations, plots."""
