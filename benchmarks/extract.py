@@ -24,9 +24,9 @@ from _samples import SAMPLE_VIDEOS, default_assets
 from rich.console import Console
 from rich.table import Table
 
+from videomdm.models.perception.config import PerceptionConfig
 from videomdm.models.perception.detection import letterbox_geometry, make_session
 from videomdm.models.perception.pipeline import (
-    PerceptionConfig,
     PersonFrames,
     StageTimes,
     frame_budget,
@@ -124,12 +124,12 @@ def main() -> None:
     ):
         table.add_column(col, justify="right" if col not in ("video", "pose") else "left")
     for video in videos:
-        info = probe_video(video)
-        lb = letterbox_geometry(info.height, info.width, 640)
+        width, height = probe_video(video, check_end=False).upright_size
+        lb = letterbox_geometry(height, width, 640)
         for layout in args.layouts.split(","):
             s, t = (int(v) for v in layout.split("x"))
             layout_cfg = PerceptionConfig(sessions=s, threads=t, batch_size=args.batch_size)
-            batch, _ = frame_budget(info.width, info.height, layout_cfg)
+            batch, _ = frame_budget(width, height, layout_cfg)
             bound = forward_bound(weights, (lb.out_h, lb.out_w), s, t, batch)
             runs = [
                 ("yolo-pose", "yolo-pose", args.max_frames, False),

@@ -21,7 +21,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from videomdm.models.perception.probe import probe_video  # noqa: E402
+from videomdm.models.perception.video import probe_video  # noqa: E402
 from videomdm.storage.sources import list_videos, sha256_file  # noqa: E402
 
 

@@ -18,10 +18,10 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from videomdm.models.evaluation.metrics import evaluate_lifter
+from videomdm.models.evaluation.lifter import evaluate_lifter
 from videomdm.models.lifter import network as lf
 from videomdm.models.lifter import train as lt
-from videomdm.models.motion.cameras import project
+from videomdm.models.motion.cameras import clip_camera, project
 from videomdm.models.motion.mocap import load_mocap_dir
 
 TARGET_PA_CLEAN, TARGET_PA_NOISY = 60.0, 90.0
@@ -32,7 +32,7 @@ def lift_rates(model: lf.Lifter, clips: list, repeats: int = 3) -> list[tuple[st
     rng = np.random.default_rng(0)
     views = []
     for clip in clips:
-        R, t = lt.clip_camera(clip.joints.astype(np.float64), rng)  # noqa: N806
+        R, t = clip_camera(clip.joints.astype(np.float64), rng)  # noqa: N806
         views.append(project(clip.joints @ R.T + t)[0])
     confs = [np.ones(u.shape[:2]) for u in views]
     one = next(u for u in views if len(u) >= 300)[:300]
@@ -69,28 +69,52 @@ def main() -> None:
 
     clips = load_mocap_dir(args.mocap)
     train, val = lt.split_by_clip(clips)
-    console.print(f"{len(train)} training clips, {len(val)} validation clips "
-                  f"({sum(len(c.joints) for c in val)} frames); torch threads "
-                  f"{torch.get_num_threads()}")  # fmt: skip
+    console.print(
+        f"{len(train)} training clips, {len(val)} validation clips "
+        f"({sum(len(c.joints) for c in val)} frames); torch threads "
+        f"{torch.get_num_threads()}"
+    )
 
     table = Table(title="lifter training budget (validation clips, mm)")
-    for col in ("steps", "train s", "wall s", "PA clean", "PA noisy", "MPJPE clean",
-                "MPJPE noisy", "accel clean", "accel noisy", "targets"):  # fmt: skip
+    for col in (
+        "steps",
+        "train s",
+        "wall s",
+        "PA clean",
+        "PA noisy",
+        "MPJPE clean",
+        "MPJPE noisy",
+        "accel clean",
+        "accel noisy",
+        "targets",
+    ):
         table.add_column(col, justify="right")
     if not args.steps:
         ap.error("--steps needs at least one budget")
     for steps in args.steps:
         cfg = dataclasses.replace(lf.LifterConfig(), steps=steps)
         tic = time.perf_counter()
-        model, hist = lt.train_lifter(train, val, cfg, seed=args.seed, progress=False)
+        model, hist = lt.train_lifter(train, val, cfg, seed=args.seed)
         wall = time.perf_counter() - tic
         r = evaluate_lifter(model, val, np.random.default_rng(123))
         ok = r["pa_mpjpe_mm"] < TARGET_PA_CLEAN and r["noisy_pa_mpjpe_mm"] < TARGET_PA_NOISY
-        table.add_row(str(steps), f"{hist['time_s'][-1]:.0f}", f"{wall:.0f}",
-                      *(f"{r[k]:.1f}" for k in ("pa_mpjpe_mm", "noisy_pa_mpjpe_mm", "mpjpe_mm",
-                                                "noisy_mpjpe_mm", "accel_error",
-                                                "noisy_accel_error")),
-                      "met" if ok else "missed")  # fmt: skip
+        table.add_row(
+            str(steps),
+            f"{hist['time_s'][-1]:.0f}",
+            f"{wall:.0f}",
+            *(
+                f"{r[k]:.1f}"
+                for k in (
+                    "pa_mpjpe_mm",
+                    "noisy_pa_mpjpe_mm",
+                    "mpjpe_mm",
+                    "noisy_mpjpe_mm",
+                    "accel_error",
+                    "noisy_accel_error",
+                )
+            ),
+            "met" if ok else "missed",
+        )
     if args.save:
         lf.save_checkpoint(args.save, model, cfg, {"metrics": r, "history": hist})
     baseline = Table(title="no-learning baseline (fixed-depth back-projection, mm)")

@@ -73,7 +73,7 @@ BRANCHES = ("/model.23/cv2.", "/model.23/cv3.", "/model.23/cv4.")
 def video_frames(path: Path, n: int, imgsz: int = 640) -> tuple[np.ndarray, Letterbox]:
     """``n`` frames spread evenly over the video, letterboxed: (n, 3, h, w) float32 and geometry."""
     info = probe_video(path)
-    total = info.n_frames or int(round(info.fps * info.duration_s)) or n
+    total = info.frame_count or int(round(info.fps * info.duration_s)) or n
     stride = max(1, total // n)
     frames = [b.frames for b in iter_frame_batches(path, 16, stride=stride, max_frames=n)]
     rgb = np.concatenate(frames)[:n]

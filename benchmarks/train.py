@@ -16,6 +16,7 @@ preset with batch 16 and 120 frames on this project's 2-core CPU.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -29,20 +30,17 @@ import torch  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from videomdm.models.mdm.data import MotionSample  # noqa: E402
-from videomdm.models.mdm.denoiser import DenoiserConfig  # noqa: E402
+from videomdm.config import preset  # noqa: E402
 from videomdm.models.mdm.sampling import generate  # noqa: E402
-from videomdm.models.mdm.trainer import TrainConfig, Trainer  # noqa: E402
+from videomdm.models.mdm.trainer import Trainer  # noqa: E402
 from videomdm.models.motion.cameras import project, sample_cameras  # noqa: E402
 from videomdm.models.motion.mocap import load_mocap_dir  # noqa: E402
+from videomdm.models.motion.sample import MotionSample  # noqa: E402
 
 ASSETS = os.environ.get(
     "VIDEOMDM_ASSETS", os.path.join(os.path.dirname(__file__), "../../shared/assets")
 )
-PRESETS = {  # (model, batch, window) as `videomdm train` uses them; paper batch as the reference
-    "small": (DenoiserConfig.small(), 32, 60),
-    "paper": (DenoiserConfig.paper(), 16, 120),
-}
+BATCH = {"small": 32, "paper": 16}  # the paper preset's batch as the reference MDM timing
 
 
 def samples(n: int = 64) -> list[MotionSample]:
@@ -79,17 +77,26 @@ def sample_ms(trainer: Trainer, ddim: int, n: int = 4) -> float:
     return (time.perf_counter() - start) * 1000 / n
 
 
-def measure(preset: str, amp: str, steps: int, device: str) -> list[str]:
+def measure(name: str, amp: str, steps: int, device: str) -> list[str]:
     """One table row: training and sampling speed of one preset under one autocast."""
     data = samples()
     cond = np.zeros((len(data), 384), np.float32)
-    model_cfg, batch, window = PRESETS[preset]
-    cfg = TrainConfig(batch_size=batch, window=window, amp=amp, log_every=10**9)
+    model_cfg, cfg = preset(name)
+    batch, window = BATCH[name], cfg.window
+    cfg = dataclasses.replace(cfg, batch_size=batch, amp=amp, log_every=10**9)
     tr = Trainer(data, cond, model_cfg, cfg, device=device)
     sec = time_steps(tr, steps)
     rate = batch / sec
-    return [preset, amp, f"{batch} x {window}", f"{sec:.3f}", f"{rate:.1f}", f"{rate / 11:.2f}x",
-            f"{sample_ms(tr, 50):.0f}", f"{sample_ms(tr, 10):.0f}"]  # fmt: skip
+    return [
+        name,
+        amp,
+        f"{batch} x {window}",
+        f"{sec:.3f}",
+        f"{rate:.1f}",
+        f"{rate / 11:.2f}x",
+        f"{sample_ms(tr, 50):.0f}",
+        f"{sample_ms(tr, 10):.0f}",
+    ]
 
 
 def main() -> None:
@@ -106,18 +113,39 @@ def main() -> None:
     if args.row:
         print(json.dumps(measure(args.presets, args.amp, args.steps, args.device)))
         return
-    table = Table(title=f"VideoMDM training and sampling ({args.device}, "
-                        f"{torch.get_num_threads()} threads)")  # fmt: skip
-    for col in ("preset", "amp", "batch x frames", "s/step", "samples/s", "vs MDM 11/s",
-                "DDIM-50 ms/sample", "DDIM-10 ms/sample"):  # fmt: skip
+    table = Table(
+        title=f"VideoMDM training and sampling ({args.device}, {torch.get_num_threads()} threads)"
+    )
+    for col in (
+        "preset",
+        "amp",
+        "batch x frames",
+        "s/step",
+        "samples/s",
+        "vs MDM 11/s",
+        "DDIM-50 ms/sample",
+        "DDIM-10 ms/sample",
+    ):
         table.add_column(col, justify="right")
-    for preset in args.presets.split(","):
+    for name in args.presets.split(","):
         for amp in args.amp.split(","):
             # Each row in a fresh process: after the small preset had run in the same process,
             # the paper preset's step measured 1.20 s instead of 1.07 s (allocator state).
-            cmd = [sys.executable, __file__, "--row", "--presets", preset, "--amp", amp,
-                   "--steps", str(args.steps), "--device", args.device,
-                   "--threads", str(torch.get_num_threads())]  # fmt: skip
+            cmd = [
+                sys.executable,
+                __file__,
+                "--row",
+                "--presets",
+                name,
+                "--amp",
+                amp,
+                "--steps",
+                str(args.steps),
+                "--device",
+                args.device,
+                "--threads",
+                str(torch.get_num_threads()),
+            ]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             table.add_row(*json.loads(out.strip().splitlines()[-1]))
     Console().print(table)

@@ -16,6 +16,7 @@ batch 16 and 120 frames on the 2-core CPU this project is developed on.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import time
 from dataclasses import dataclass
@@ -29,13 +30,14 @@ import torch  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from videomdm.models.mdm import losses  # noqa: E402
-from videomdm.models.mdm import schedulers as diffusion  # noqa: E402
-from videomdm.models.mdm.denoiser import Denoiser, DenoiserConfig  # noqa: E402
-from videomdm.models.motion import features as motion_repr  # noqa: E402
+from videomdm.config import preset  # noqa: E402
+from videomdm.models.mdm import losses, schedulers  # noqa: E402
+from videomdm.models.mdm.config import DenoiserConfig  # noqa: E402
+from videomdm.models.mdm.denoiser import Denoiser  # noqa: E402
+from videomdm.models.motion import features  # noqa: E402
 from videomdm.models.motion.cameras import project, sample_cameras, world_to_camera  # noqa: E402
+from videomdm.models.motion.layout import FEATURE_DIM  # noqa: E402
 
-PRESETS = {"small": DenoiserConfig.small, "paper": DenoiserConfig.paper}
 VARIANTS = ("fp32", "fp32-postnorm", "bf16", "fp32-compile", "bf16-compile", "fp32-foreach")
 
 
@@ -60,15 +62,21 @@ class Variant:
 
 def make_batch(batch: int, frames: int, device: str) -> dict[str, torch.Tensor]:
     """Random features with the cameras and 2D keypoints of their own joints."""
-    x0 = torch.randn(batch, frames, motion_repr.FEATURE_DIM, device=device) * 0.1
-    R, t = (torch.as_tensor(a, dtype=torch.float32, device=device)  # noqa: N806
-            for a in sample_cameras(batch, np.random.default_rng(0)))  # fmt: skip
-    u, _ = project(world_to_camera(motion_repr.features_to_joints(x0), R[:, None], t[:, None]))
+    x0 = torch.randn(batch, frames, FEATURE_DIM, device=device) * 0.1
+    R, t = (
+        torch.as_tensor(a, dtype=torch.float32, device=device)  # noqa: N806
+        for a in sample_cameras(batch, np.random.default_rng(0))
+    )
+    u, _ = project(world_to_camera(features.features_to_joints(x0), R[:, None], t[:, None]))
     return {
-        "x0": x0, "R": R, "t": t, "u": u, "cond": torch.randn(batch, 384, device=device),
+        "x0": x0,
+        "R": R,
+        "t": t,
+        "u": u,
+        "cond": torch.randn(batch, 384, device=device),
         "conf": torch.ones(batch, frames, 17, device=device),
         "mask": torch.ones(batch, frames, dtype=torch.bool, device=device),
-    }  # fmt: skip
+    }
 
 
 class Trainer:
@@ -79,7 +87,7 @@ class Trainer:
         self.model = Denoiser(cfg).to(device).train()
         self.fwd = torch.compile(self.model) if var.compile else self.model
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-4, fused=var.fused_adamw)
-        self.sched = diffusion.DDPMScheduler().to(device)
+        self.sched = schedulers.DDPMScheduler().to(device)
         self.b = make_batch(batch, frames, device)
         self.bf16, self.device = var.bf16, device
 
@@ -90,7 +98,7 @@ class Trainer:
         amp = torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.bf16)
         with amp:
             x0_hat = self.fwd(x_t, t, b["cond"], None)  # full-length clips: no padding mask
-        joints = motion_repr.features_to_joints(x0_hat.float())  # (B, T, 17, 3)
+        joints = features.features_to_joints(x0_hat.float())  # (B, T, 17, 3)
         terms = losses.reprojection_loss(joints, b["R"], b["t"], b["u"], b["conf"], b["mask"])
         loss, _ = losses.total_loss(terms)
         self.opt.zero_grad(set_to_none=True)
@@ -114,12 +122,13 @@ def train_rates(trainers: list[Trainer], steps: int) -> list[float]:
     return [float(np.median(t)) for t in times]
 
 
-def sample_ms(cfg: DenoiserConfig, var: Variant, n: int, frames: int, ddim_steps: int,
-              device: str) -> float:  # fmt: skip
+def sample_ms(
+    cfg: DenoiserConfig, var: Variant, n: int, frames: int, ddim_steps: int, device: str
+) -> float:
     """Milliseconds per generated sample, DDIM with CFG (scale 2.5), ``n`` at once."""
     model = Denoiser(cfg).to(device).eval()
     fwd = torch.compile(model) if var.compile else model
-    sched = diffusion.DDIMScheduler(num_inference_steps=ddim_steps).to(device)
+    sched = schedulers.DDIMScheduler(num_inference_steps=ddim_steps).to(device)
     cond = torch.randn(n, 384, device=device)
     amp = torch.autocast(device, dtype=torch.bfloat16, enabled=var.bf16)
 
@@ -127,11 +136,12 @@ def sample_ms(cfg: DenoiserConfig, var: Variant, n: int, frames: int, ddim_steps
         with amp:
             return fwd(x, t, c, drop_cond=drop).float()
 
-    shape = (n, frames, motion_repr.FEATURE_DIM)
+    shape = (n, frames, FEATURE_DIM)
     with torch.inference_mode():
-        diffusion.sample(model_fn, shape, diffusion.DDIMScheduler(num_inference_steps=1), 2.5, cond)
+        warm = schedulers.DDIMScheduler(num_inference_steps=1)
+        schedulers.sample(model_fn, shape, warm, 2.5, cond)
         start = time.perf_counter()
-        diffusion.sample(model_fn, shape, sched, 2.5, cond, device=device)
+        schedulers.sample(model_fn, shape, sched, 2.5, cond, device=device)
         if device == "cuda":
             torch.cuda.synchronize()
     return 1000 * (time.perf_counter() - start) / n
@@ -152,16 +162,27 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     presets = ["small", "paper"] if args.preset == "both" else [args.preset]
-    table = Table(title=f"batch {args.batch} x {args.frames} frames, {args.device}, "
-                  f"{torch.get_num_threads()} threads")  # fmt: skip
-    cols = ("preset", "variant", "s/step", "samples/s", "vs MDM 11/s", "vs first variant",
-            "DDIM50 ms", "DDIM10 ms")  # fmt: skip
+    table = Table(
+        title=f"batch {args.batch} x {args.frames} frames, {args.device}, "
+        f"{torch.get_num_threads()} threads"
+    )
+    cols = (
+        "preset",
+        "variant",
+        "s/step",
+        "samples/s",
+        "vs MDM 11/s",
+        "vs first variant",
+        "DDIM50 ms",
+        "DDIM10 ms",
+    )
     for col in cols:
         table.add_column(col, justify="right")
     names = args.variants.split(",")
-    for preset in presets:
+    for preset_name in presets:
         vars_ = [Variant.parse(n) for n in names]
-        cfgs = [PRESETS[preset](norm_first=v.norm_first) for v in vars_]
+        model = preset(preset_name)[0]
+        cfgs = [dataclasses.replace(model, norm_first=v.norm_first) for v in vars_]
         trainers = [
             Trainer(c, v, args.batch, args.frames, args.device)
             for c, v in zip(cfgs, vars_, strict=True)
@@ -171,12 +192,21 @@ def main() -> None:
         for name, var, cfg, sec in zip(names, vars_, cfgs, secs, strict=True):
             ms = ["-", "-"]
             if not args.no_sampling:
-                ms = [f"{sample_ms(cfg, var, args.sample_n, args.frames, s, args.device):.0f}"
-                      for s in (50, 10)]  # fmt: skip
+                ms = [
+                    f"{sample_ms(cfg, var, args.sample_n, args.frames, s, args.device):.0f}"
+                    for s in (50, 10)
+                ]
             rate = args.batch / sec
-            table.add_row(preset, name, f"{sec:.3f}", f"{rate:.1f}", f"{rate / 11.2:.2f}x",
-                          f"{secs[0] / sec:.2f}x", *ms)  # fmt: skip
-            Console().print(f"{preset} {name}: {sec:.3f} s/step, sampling ms {ms}")
+            table.add_row(
+                preset_name,
+                name,
+                f"{sec:.3f}",
+                f"{rate:.1f}",
+                f"{rate / 11.2:.2f}x",
+                f"{secs[0] / sec:.2f}x",
+                *ms,
+            )
+            Console().print(f"{preset_name} {name}: {sec:.3f} s/step, sampling ms {ms}")
     Console().print(table)
 
 

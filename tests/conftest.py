@@ -8,13 +8,15 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("YOLO_OFFLINE", "1")
+from videomdm.config import apply_process_defaults
+
+apply_process_defaults()  # as the command line does, before Prefect loads
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 ASSETS = Path(
     os.environ.get("VIDEOMDM_ASSETS", Path(__file__).resolve().parents[2] / "shared" / "assets")
 )
+os.environ["VIDEOMDM_ASSETS"] = str(ASSETS)  # test modules read it at import
 VIDEOS = ASSETS / "videos"
 if (ASSETS / "weights").exists():
     os.environ.setdefault("VIDEOMDM_WEIGHTS_DIR", str(ASSETS / "weights"))

@@ -1,18 +1,47 @@
-"""Settings read from the environment (prefix ``VIDEOMDM_``) or a ``.env`` file.
+"""Settings and presets: the one reader of the environment.
 
-Every stage takes a ``Settings`` object; nothing else reads the environment for these values.
+``Settings`` reads ``VIDEOMDM_*`` variables (or a ``.env`` file) and the few foreign ones the
+project honours (``HF_HUB_OFFLINE``, ``YOLO_OFFLINE``, ``XDG_CACHE_HOME``, ``RAY_ADDRESS``,
+torchrun's ``RANK``/``LOCAL_RANK``/``WORLD_SIZE``, ``USER``); every stage takes its values from
+here. ``preset`` names the model and training configurations (``small`` trains on a laptop CPU,
+``paper`` is the paper's). ``PROCESS_DEFAULTS`` are set by the command line before Prefect or
+torch load. Nothing here imports torch.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from videomdm.models.mdm.config import DenoiserConfig, Supervision, TrainConfig
+from videomdm.models.perception.weights import WeightsSource
+
 Device = Literal["cpu", "cuda", "auto"]
+Runner = Literal["thread", "ray"]
+Preset = Literal["small", "paper"]
+DEVICES: tuple[str, ...] = get_args(Device)
+RUNNERS: tuple[str, ...] = get_args(Runner)
+PRESETS: tuple[str, ...] = get_args(Preset)
+
+# Set (if unset) by the command line before anything else loads:
+PROCESS_DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "YOLO_OFFLINE": "1",  # Ultralytics must never download at run time
+    # The project's own loggers reach the Prefect UI beside the run logger.
+    "PREFECT_LOGGING_EXTRA_LOGGERS": "videomdm",
+    # Before torch loads: idle OpenMP threads sleep instead of spinning. On shared cores spinning
+    # made a 2-thread training step 5.7x slower (9.4 s vs 1.65 s, benchmarks/train_step.py).
+    "OMP_WAIT_POLICY": "PASSIVE",
+}
+# Forwarded to Ray workers: a remote cluster does not share this process's environment.
+# Paths (lake, weights) travel as task parameters; these change behaviour inside the tasks.
+FORWARDED_TO_WORKERS = ("VIDEOMDM_OFFLINE", "HF_HUB_OFFLINE", "YOLO_OFFLINE", "OMP_WAIT_POLICY")
 
 
 class SettingsError(ValueError):
@@ -20,7 +49,9 @@ class SettingsError(ValueError):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="VIDEOMDM_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="VIDEOMDM_", env_file=".env", extra="ignore", populate_by_name=True
+    )
 
     lake: str = Field(
         "./lake",
@@ -32,6 +63,15 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Object-store options passed to deltalake (JSON), e.g. AWS_REGION.",
     )
+    offline: bool = Field(False, description="Never download weights.")
+    hf_hub_offline: bool = Field(False, validation_alias="HF_HUB_OFFLINE")
+    yolo_offline: bool = Field(False, validation_alias="YOLO_OFFLINE")
+    xdg_cache_home: Path | None = Field(None, validation_alias="XDG_CACHE_HOME")
+    ray_address: str | None = Field(None, validation_alias="RAY_ADDRESS")
+    rank: int = Field(0, validation_alias="RANK")
+    local_rank: int = Field(0, validation_alias="LOCAL_RANK")
+    world_size: int = Field(1, validation_alias="WORLD_SIZE")
+    user: str = Field("", validation_alias="USER")
 
     @field_validator("lake")
     @classmethod
@@ -51,12 +91,21 @@ class Settings(BaseSettings):
 
         return "cuda" if torch.cuda.is_available() else "cpu"
 
+    def weights_source(self) -> WeightsSource:
+        """``$VIDEOMDM_WEIGHTS_DIR``, then the user cache; offline when any offline flag is set."""
+        cache = (self.xdg_cache_home or Path.home() / ".cache") / "videomdm" / "weights"
+        folders = ([str(self.weights_dir)] if self.weights_dir else []) + [str(cache)]
+        offline = self.offline or self.hf_hub_offline or self.yolo_offline
+        return WeightsSource(tuple(folders), offline)
+
 
 def _explain(err: ValidationError) -> str:
     parts = []
     for e in err.errors():
         field = ".".join(str(x) for x in e["loc"])
-        parts.append(f"VIDEOMDM_{field.upper()}={e.get('input')!r}: {e['msg']}")
+        # a foreign variable's error names it (its alias); ours carry the prefix
+        name = field if field.isupper() else f"VIDEOMDM_{field.upper()}"
+        parts.append(f"{name}={e.get('input')!r}: {e['msg']}")
     return "invalid setting: " + "; ".join(parts)
 
 
@@ -67,3 +116,40 @@ def get_settings() -> Settings:
         return Settings()
     except ValidationError as e:
         raise SettingsError(_explain(e)) from None
+
+
+def apply_process_defaults() -> None:
+    """Set ``PROCESS_DEFAULTS`` where the environment does not already say otherwise."""
+    for key, value in PROCESS_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
+
+def forwarded_env() -> dict[str, str]:
+    """The variables of ``FORWARDED_TO_WORKERS`` this process has, for remote workers."""
+    return {k: os.environ[k] for k in FORWARDED_TO_WORKERS if k in os.environ}
+
+
+# --- presets ------------------------------------------------------------------------------
+
+
+def preset(
+    name: str, supervision: Supervision = "2d", steps: int | None = None
+) -> tuple[DenoiserConfig, TrainConfig]:
+    """The denoiser and training configs of a preset; ``steps`` overrides its budget."""
+    if name not in PRESETS:
+        raise ValueError(f"preset must be one of {PRESETS}, got {name!r}")
+    if name == "small":  # trains on a laptop CPU in minutes
+        model = DenoiserConfig(width=128, n_layers=4, n_heads=4, ff_dim=256)
+        cfg = TrainConfig(supervision=supervision)
+    else:  # the paper: MDM's 8 x 512 encoder, batch 64 of 120-frame windows (on a GPU)
+        model = DenoiserConfig(width=512, n_layers=8, n_heads=4, ff_dim=1024, dropout=0.1)
+        cfg = TrainConfig(
+            supervision=supervision,
+            window=120,
+            batch_size=64,
+            lr=1e-4,
+            steps=50_000,
+            ema_decay=0.9999,
+            checkpoint_every=5000,
+        )
+    return model, cfg if steps is None else dataclasses.replace(cfg, steps=steps)

@@ -9,22 +9,17 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 import sys
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("YOLO_OFFLINE", "1")
-# Before torch loads: idle OpenMP threads sleep instead of spinning. On shared cores spinning
-# made a 2-thread training step 5.7x slower (9.4 s vs 1.65 s, benchmarks/train_step.py).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from videomdm.config import Settings, SettingsError, apply_process_defaults, get_settings
 
-from videomdm.config import Settings, SettingsError, get_settings  # noqa: E402
+apply_process_defaults()  # before Prefect or torch load
 
 app = typer.Typer(
     help="VideoMDM: 3D human motion learned from ordinary video.", no_args_is_help=True
@@ -34,10 +29,13 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
-class OutFormat(str, Enum):
-    table = "table"
-    csv = "csv"
-    json = "json"
+OutFormat = Literal["table", "csv", "json"]
+
+
+def choice_enum(name: str, values: tuple[str, ...]) -> type[Enum]:
+    """A str Enum of ``values`` (a model's choices): typer takes a list of these, not of a
+    Literal."""
+    return Enum(name, {v: v for v in values}, type=str)  # type: ignore[return-value]
 
 
 def _settings() -> Settings:
@@ -70,9 +68,9 @@ def _or_exit(fn):
 
 def _print_result(result, fmt: OutFormat) -> None:
     rows = result.to_pylist()
-    if fmt is OutFormat.json:
+    if fmt == "json":
         sys.stdout.write(json.dumps(rows, default=str) + "\n")
-    elif fmt is OutFormat.csv:
+    elif fmt == "csv":
         w = csv.writer(sys.stdout, lineterminator="\n")  # \r\n breaks shell pipelines
         w.writerow(result.column_names)
         for r in rows:

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
-from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from videomdm.cli import OutFormat, _or_exit, _print_result, _settings, app, console
+from videomdm.cli import OutFormat, _or_exit, _print_result, _settings, app, choice_enum, console
+from videomdm.config import Preset, Settings
+from videomdm.models.mdm.config import GUIDANCE_KINDS, GuidanceKind, Supervision
+
+GuidanceChoice = choice_enum("GuidanceChoice", GUIDANCE_KINDS)
+
+if TYPE_CHECKING:
+    from videomdm.tasks.train import TrainRequest, TrainResult
 
 
 @app.command("train-lifter")
@@ -22,17 +29,18 @@ def train_lifter(
 ):
     """Train the 2D-to-3D lifter on mocap seen through random cameras; records a run."""
     from videomdm.flows.motion import train_lifter_flow
-    from videomdm.tasks.motion import latest_run
+    from videomdm.storage import open_lake
+    from videomdm.storage.runs import LIFTER, latest_run
 
-    if if_missing and (run := latest_run(_settings().lake, "train-lifter")) is not None:
-        console.print(f"lifter run {run['run_id']} exists; not training another (--if-missing)")
+    lake = _settings().lake
+    if if_missing and (run := latest_run(open_lake(lake), LIFTER)) is not None:
+        console.print(f"lifter run {run.run_id} exists; not training another (--if-missing)")
         return
-
-    r = _or_exit(lambda: train_lifter_flow(mocap, steps=steps, seed=seed, lake=_settings().lake))
-    m = r["metrics"]
+    r = _or_exit(lambda: train_lifter_flow(mocap, steps=steps, seed=seed, lake=lake))
+    m = r.metrics
     console.print(
-        f"lifter run {r['run_id']}: validation PA-MPJPE {m['pa_mpjpe_mm']:.1f} mm clean, "
-        f"{m['noisy_pa_mpjpe_mm']:.1f} mm noisy; checkpoint {r['checkpoint']}"
+        f"lifter run {r.run_id}: validation PA-MPJPE {m['pa_mpjpe_mm']:.1f} mm clean, "
+        f"{m['noisy_pa_mpjpe_mm']:.1f} mm noisy; checkpoint {r.checkpoint_uri}"
     )
 
 
@@ -42,14 +50,14 @@ def lift(collection: Annotated[str | None, typer.Option("--collection", "-c")] =
     from videomdm.flows.motion import lift_flow
 
     r = _or_exit(lambda: lift_flow(collection=collection, lake=_settings().lake))
-    console.print(f"{r['motions']} motions from {r['videos']} videos ({r['lifter_id']})")
+    console.print(f"{r.motions} motions from {r.videos} videos ({r.lifter_id})")
 
 
 @app.command("eval-lifter")
 def eval_lifter(
     mocap: Annotated[list[str], typer.Option("--mocap", help="Mocap folder(s); repeatable.")],
     split: Annotated[str, typer.Option(help="val: only clips held out in training; all.")] = "val",
-    fmt: Annotated[OutFormat, typer.Option("--format", "-f")] = OutFormat.table,
+    fmt: Annotated[OutFormat, typer.Option("--format", "-f")] = "table",
 ):
     """MPJPE, PA-MPJPE (mm) and acceleration error of the current lifter, clean and noisy 2D."""
     import pyarrow as pa
@@ -57,89 +65,63 @@ def eval_lifter(
     from videomdm.flows.motion import eval_lifter_flow
 
     m = _or_exit(lambda: eval_lifter_flow(mocap, split=split, lake=_settings().lake))
-    if fmt is OutFormat.json:
+    if fmt == "json":
         sys.stdout.write(json.dumps(m) + "\n")
         return
     rows = [
         {
             "model": name,
             "2d": noise,
-            "mpjpe_mm": m[f"{p}mpjpe_mm"],
-            "pa_mpjpe_mm": m[f"{p}pa_mpjpe_mm"],
-            "accel_error": m[f"{p}accel_error"],
+            "mpjpe_mm": round(m[f"{p}mpjpe_mm"], 1),
+            "pa_mpjpe_mm": round(m[f"{p}pa_mpjpe_mm"], 1),
+            "accel_error": round(m[f"{p}accel_error"], 1),
         }
         for name, base in (("lifter", ""), ("fixed-depth baseline", "baseline_"))
         for noise, p in (("clean", base), ("noisy", base + "noisy_"))
     ]
-    for r in rows:
-        r.update({k: round(v, 1) for k, v in r.items() if isinstance(v, float)})
     _print_result(pa.Table.from_pylist(rows), fmt)
-
-
-class Supervision(str, Enum):
-    two_d = "2d"
-    three_d = "3d"
-
-
-class Guidance(str, Enum):  # mirrors models.mdm_sample.GUIDANCE_KINDS (no torch import here)
-    dps = "dps"
-    adam = "adam"
-
-
-class Preset(str, Enum):
-    small = "small"
-    paper = "paper"
 
 
 @app.command()
 def train(
     release: Annotated[str | None, typer.Option(help="Dataset release (default: now).")] = None,
-    supervision: Annotated[Supervision, typer.Option(help="2d: VideoMDM; 3d: baseline.")] = (
-        Supervision.two_d
-    ),
-    preset: Annotated[Preset, typer.Option(help="Model size and schedule.")] = Preset.small,
+    supervision: Annotated[Supervision, typer.Option(help="2d: VideoMDM; 3d: baseline.")] = "2d",
+    preset: Annotated[Preset, typer.Option(help="Model size and schedule.")] = "small",
     steps: Annotated[int | None, typer.Option(help="Training steps (preset default).")] = None,
     resume: Annotated[str | None, typer.Option(help="Run id to continue exactly.")] = None,
 ):
     """Train VideoMDM on lifted clips; under torchrun, one rank per process (DDP)."""
-    from videomdm.tasks.train import ddp_env
+    from videomdm.tasks.train import TrainRequest
 
     s = _settings()
-    rank, local_rank, world = ddp_env()
-    if world > 1:  # torchrun: every rank trains, rank 0 records; no Prefect flow per rank
-        result = _or_exit(
-            lambda: _train_ddp(
-                s, release, supervision.value, preset.value, steps, resume, rank, local_rank, world
-            )
-        )
+    req = TrainRequest(release, supervision, preset, steps, resume)
+    if s.world_size > 1:  # torchrun: every rank trains, rank 0 records; no Prefect flow per rank
+        result = _or_exit(lambda: _train_ddp(s, req))
     else:
         from videomdm.flows.train import train_flow
 
-        result = _or_exit(
-            lambda: train_flow(release, supervision.value, preset.value, steps, s.lake, resume)
-        )
-    if rank == 0:
+        result = _or_exit(lambda: train_flow(release, supervision, preset, steps, s.lake, resume))
+    if s.rank == 0:
+        loss = "-" if result.loss is None else f"{result.loss:.4g}"
         console.print(
-            f"run {result['run_id']}: step {result['metrics']['step']}, "
-            f"loss {result['metrics']['loss']:.4g}, checkpoint {result['checkpoint']}"
+            f"run {result.run_id}: step {result.step}, loss {loss}, checkpoint {result.checkpoint}"
         )
 
 
-def _train_ddp(s, release, supervision, preset, steps, resume, rank, local_rank, world):
+def _train_ddp(s: Settings, req: TrainRequest) -> TrainResult:
     import torch
     import torch.distributed as dist
 
+    from videomdm.storage import open_lake
     from videomdm.tasks.train import run_training
 
     cuda = s.resolved_device() == "cuda"
-    device = f"cuda:{local_rank}" if cuda else "cpu"
+    device = f"cuda:{s.local_rank}" if cuda else "cpu"
     if cuda:
-        torch.cuda.set_device(local_rank)
+        torch.cuda.set_device(s.local_rank)
     dist.init_process_group("nccl" if cuda else "gloo")
     try:
-        return run_training(
-            s.lake, release, supervision, preset, steps, resume, device, rank, world
-        )
+        return run_training(open_lake(s.lake), req, device, s.rank, s.world_size)
     finally:
         dist.destroy_process_group()
 
@@ -161,8 +143,8 @@ def generate(
 
     s = _settings()
     r = _or_exit(lambda: generate_flow(text, n, seconds, str(out), model, s.lake, seed, guidance))
-    for npy, gif in zip(r["npy"], r["animations"], strict=True):
-        console.print(f"{npy}  {gif}")
+    for g in r.motions:
+        console.print(f"{g.npy}  {g.animation}")
 
 
 @app.command()
@@ -171,8 +153,9 @@ def reconstruct(
     model: Annotated[str | None, typer.Option(help="Run id or checkpoint file.")] = None,
     strength: Annotated[float, typer.Option(help="1: from noise; <1: from the lifter.")] = 1.0,
     guidance: Annotated[
-        Guidance, typer.Option(help="dps: 2D-loss gradient through the denoiser; adam: fit x0.")
-    ] = Guidance.dps,
+        GuidanceKind,
+        typer.Option(help="dps: 2D-loss gradient through the denoiser; adam: fit x0."),
+    ] = "dps",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write a gif here.")] = None,
     seed: int = 0,
 ):
@@ -182,12 +165,12 @@ def reconstruct(
     s = _settings()
     r = _or_exit(
         lambda: reconstruct_flow(
-            clip, model, s.lake, strength, seed, str(out) if out else None, guidance.value
+            clip, model, s.lake, strength, seed, str(out) if out else None, guidance
         )
     )
     console.print(
-        f"clip {clip}: {r['frames']} frames written to motions (lifter_id videomdm)"
-        + (f"; {r['animation']}" if "animation" in r else "")
+        f"clip {clip}: {r.frames} frames written to motions (lifter_id videomdm)"
+        + (f"; {r.animation}" if r.animation else "")
     )
 
 
@@ -201,8 +184,8 @@ def evaluate(
         list[float], typer.Option(help="Reconstruction start: 1 noise, <1 the lifter; repeatable.")
     ] = [1.0, 0.5],  # noqa: B006 - typer reads list defaults, never mutates them
     guidance: Annotated[
-        list[Guidance], typer.Option(help="Reconstruction guidance; repeatable.")
-    ] = [Guidance.dps, Guidance.adam],  # noqa: B006
+        list[GuidanceChoice], typer.Option(help="Reconstruction guidance; repeatable.")
+    ] = list(GuidanceChoice),  # noqa: B006 - every kind by default; typer never mutates it
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for plots.")] = Path("out/eval"),
     target_source: Annotated[
         str | None,
@@ -210,42 +193,37 @@ def evaluate(
             help="Off-domain protocol: pretrain the lifter on every other mocap source "
             "and train and score the models on this one (e.g. bandai_bvh)."
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     lifter_steps: Annotated[
         int | None, typer.Option(help="With --target-source: lifter training steps.")
     ] = None,
     sample_steps: Annotated[int, typer.Option(help="DDIM steps per reconstruction.")] = 50,
-    fmt: Annotated[OutFormat, typer.Option("--format", "-f")] = OutFormat.table,
+    fmt: Annotated[OutFormat, typer.Option("--format", "-f")] = "table",
 ):
     """Lifter vs VideoMDM (2D only) vs 3D-supervised MDM on held-out mocap (known 3D)."""
     import pyarrow as pa
 
-    from videomdm.flows.evaluate import evaluate_flow
+    from videomdm.flows.evaluate import EvaluationConfig, evaluate_flow
 
-    s = _settings()
-    m = _or_exit(
-        lambda: evaluate_flow(
-            mocap,
-            steps,
-            "small",
-            cameras,
-            n_generate,
-            tuple(strength),
-            out=str(out),
-            lake=s.lake,
-            guidances=tuple(guidance),
-            target_source=target_source,
-            lifter_steps=lifter_steps,
-            sample_steps=sample_steps,
-        )  # fmt: skip
+    cfg = EvaluationConfig(
+        steps=steps,
+        cameras=cameras,
+        n_generate=n_generate,
+        strengths=tuple(strength),
+        guidances=tuple(g.value for g in guidance),
+        sample_steps=sample_steps,
+        target_source=target_source,
+        lifter_steps=lifter_steps,
     )
-    if fmt is OutFormat.json:
-        sys.stdout.write(json.dumps(m, default=float) + "\n")
+    m = _or_exit(lambda: evaluate_flow(mocap, cfg, out=str(out), lake=_settings().lake))
+    if fmt == "json":
+        sys.stdout.write(json.dumps(dataclasses.asdict(m), default=float) + "\n")
         return
-    for part in ("reconstruction", "generation"):
-        if not m[part]:
-            continue
-        rows = [{"method": k, **{c: round(v, 3) for c, v in r.items()}} for k, r in m[part].items()]
-        console.print(f"[bold]{part}[/bold]")
-        _print_result(pa.Table.from_pylist(rows), fmt)
-    console.print(f"pictures: {', '.join(m['pictures'].values())}")
+    for part, scores in (("reconstruction", m.reconstruction), ("generation", m.generation)):
+        if scores:
+            rows = [
+                {"method": k, **{c: round(v, 3) for c, v in r.items()}} for k, r in scores.items()
+            ]
+            console.print(f"[bold]{part}[/bold]")
+            _print_result(pa.Table.from_pylist(rows), fmt)
+    console.print(f"pictures: {', '.join(m.pictures.values())}")

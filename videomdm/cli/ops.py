@@ -28,9 +28,10 @@ def run_pipeline(
 ):
     """Ingest, extract, clips, lift and release (with --train: train, generate); a report."""
     from videomdm.flows.pipeline import check_inputs, pipeline_flow
+    from videomdm.storage import open_lake
 
     lake = _settings().lake
-    _or_exit(lambda: check_inputs(lake, release, mocap))  # before any flow run starts
+    _or_exit(lambda: check_inputs(open_lake(lake), release, mocap))  # before any flow run starts
     r = _or_exit(
         lambda: pipeline_flow(
             source,
@@ -45,8 +46,8 @@ def run_pipeline(
             lake=lake,
         )
     )
-    console.print(f"release {r['release']}; report:")
-    console.print(r["report"], soft_wrap=True)
+    console.print(f"release {r.release}; report:")
+    console.print(r.report, soft_wrap=True)
 
 
 @app.command()

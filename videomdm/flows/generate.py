@@ -3,19 +3,42 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
-from prefect.runtime import flow_run
 
 from videomdm.config import get_settings
-from videomdm.models.mdm.sampling import GuidanceConfig
-from videomdm.models.viz.lift_animation import animate_lift
-from videomdm.tasks.generate import generate_task, load_model, reconstruct_task
+from videomdm.flows.context import flow_run_id
+from videomdm.models.mdm.config import GuidanceConfig
+from videomdm.storage import open_lake
+from videomdm.tasks.generate import (
+    GeneratedMotion,
+    draw_reconstruction,
+    generate_motions,
+    load_clip,
+    load_model,
+    reconstruct_clip,
+    save_generations,
+    save_reconstruction,
+)
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Generated:
+    model: str  # run id (or checkpoint name)
+    motions: list[GeneratedMotion] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Reconstructed:
+    clip_id: str
+    model: str
+    frames: int
+    animation: str | None = None
 
 
 @flow(name="generate-motion")
@@ -29,22 +52,21 @@ def generate_flow(
     seed: int = 0,
     guidance_scale: float = 2.5,
     steps: int = 50,
-) -> dict[str, Any]:
+) -> Generated:
     """``n`` motions of ``seconds`` for ``text`` from the newest model (or ``model``): per
     sample a ``(T, 17, 3)`` .npy in metres, a gif and a row in ``generations``."""
     if n < 1 or seconds <= 0:
         raise ValueError(f"n must be >= 1 and seconds > 0, got n={n}, seconds={seconds}")
-    s = get_settings()
-    lake = lake or s.lake
-    m = load_model(lake, model, s.resolved_device())
-    rows = generate_task(lake, m, text, n, seconds, out, seed, guidance_scale, steps)
-    gifs = [r["animation_uri"] for r in rows]
+    lk = open_lake(lake)
+    m = load_model(lk, model, get_settings().resolved_device())
+    joints = generate_motions(m, text, n, seconds, steps, guidance_scale, seed)
+    saved = save_generations(lk, m, text, joints, out, seed, guidance_scale)
     create_markdown_artifact(
         key="generated-motions",
-        markdown=f"# {text}\n\nmodel `{m.run_id}`, {n} samples\n\n"
-        + "\n".join(f"- `{g}`" for g in gifs),
+        markdown=f"# {text}\n\nmodel `{m.name}`, {n} samples\n\n"
+        + "\n".join(f"- `{g.animation}`" for g in saved),
     )
-    return {"npy": [r["npy_uri"] for r in rows], "animations": gifs, "model": m.run_id}
+    return Generated(m.name, saved)
 
 
 @flow(name="reconstruct-clip")
@@ -56,37 +78,17 @@ def reconstruct_flow(
     seed: int = 0,
     out: str | None = None,
     guidance: str = "dps",
-) -> dict[str, Any]:
+) -> Reconstructed:
     """3D motion of one clip sampled with its keypoints and camera as guidance (``guidance``
     one of ``GUIDANCE_KINDS``), written to ``motions`` with lifter_id ``videomdm``; ``out``
     also writes a gif beside the lifter's."""
-    s = get_settings()
-    lake = lake or s.lake
-    m = load_model(lake, model, s.resolved_device())
-    res = reconstruct_task(
-        lake,
-        m,
-        clip_id,
-        GuidanceConfig(kind=guidance, strength=strength),
-        seed,
-        str(flow_run.id) if flow_run.id else None,
-    )
-    result: dict[str, Any] = {
-        "clip_id": clip_id,
-        "model": m.run_id,
-        "frames": len(res["joints_cam"]),
-    }
+    cfg = GuidanceConfig(kind=guidance, strength=strength)  # type: ignore[arg-type]
+    lk = open_lake(lake)
+    clip = load_clip(lk, clip_id)
+    m = load_model(lk, model, get_settings().resolved_device())
+    rec = reconstruct_clip(m, clip.sample, cfg, seed)
+    save_reconstruction(lk, clip.clip, rec, m.name, flow_run_id())
+    gif = None
     if out:
-        gif = Path(out) / f"reconstruct_{clip_id}.gif"
-        result["animation"] = str(
-            animate_lift(
-                gif,
-                res["u"],
-                res["conf"],
-                res["joints_cam"],
-                res["init_cam"],
-                title=f"clip {clip_id}",
-                labels=("VideoMDM", "lifter"),
-            )
-        )
-    return result
+        gif = draw_reconstruction(str(Path(out) / f"reconstruct_{clip_id}.gif"), clip.sample, rec)
+    return Reconstructed(clip_id, m.name, len(rec.joints), gif)

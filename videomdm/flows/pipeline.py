@@ -9,28 +9,35 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from videomdm.config import get_settings
-from videomdm.flows.extract import extract_flow
-from videomdm.flows.ingest import ingest_flow
-from videomdm.flows.motion import clips_flow, lift_flow, train_lifter_flow
+from videomdm.flows.extract import ExtractSummary, extract_flow
+from videomdm.flows.ingest import IngestSummary, ingest_flow
+from videomdm.flows.motion import (
+    ClipsSummary,
+    LiftSummary,
+    clips_flow,
+    lift_flow,
+    train_lifter_flow,
+)
 from videomdm.flows.release import release_flow
-from videomdm.storage import Lake
+from videomdm.storage import Lake, open_lake
+from videomdm.storage.datasets import CollectionCounts
 from videomdm.storage.lake import utcnow
+from videomdm.storage.markers import DONE, FAILED, NO_PERSON
 from videomdm.storage.releases import check_new_name
-from videomdm.tasks.motion import latest_run
+from videomdm.storage.runs import LIFTER, Run, latest_run
+from videomdm.tasks.render import overlay_sheets
 from videomdm.tasks.report import (
-    float_metrics,
-    overlay_sheets,
+    TrainedSection,
     release_counts,
     release_prompt,
     report_markdown,
-    step_rows,
+    scalar_metrics,
     write_text,
 )
 
@@ -39,17 +46,36 @@ log = logging.getLogger(__name__)
 DEFAULT_PROMPT = "a person walks forward"
 
 
+@dataclass(frozen=True)
+class Steps:
+    """What each step of one pipeline run did."""
+
+    ingest: IngestSummary
+    extract: ExtractSummary
+    clips: ClipsSummary
+    lift: LiftSummary
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    release: str
+    report: str  # path of report.md
+    steps: Steps
+    lifter: Run
+    trained: TrainedSection | None
+
+
 def default_release_name(collection: str) -> str:
     """``<collection>-<UTC timestamp>``, with characters a release name cannot hold replaced."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", collection).strip("-._") or "release"
     return f"{slug}-{utcnow():%Y%m%dT%H%M%SZ}"
 
 
-def check_inputs(lake: str, release: str | None, mocap: list[str] | None) -> None:
+def check_inputs(lake: Lake, release: str | None, mocap: list[str] | None) -> None:
     """Fail before hours of work: a taken release name, or no lifter and nothing to train one."""
     if release is not None:
-        check_new_name(Lake(lake), release)
-    if not mocap and latest_run(lake, "train-lifter") is None:
+        check_new_name(lake, release)
+    if not mocap and latest_run(lake, LIFTER) is None:
         raise ValueError(
             "no trained lifter in the lake and no mocap to train one: pass --mocap DIR "
             "(e.g. ../shared/assets/mocap) or run `videomdm train-lifter --mocap DIR` first"
@@ -69,59 +95,99 @@ def pipeline_flow(
     prompt: str | None = None,
     samples: int = 2,
     lake: str | None = None,
-) -> dict[str, Any]:
+) -> PipelineResult:
     """Video folder to a release (and, with ``train``, a VideoMDM model); writes <out>/report.md."""
-    lake = lake or get_settings().lake
-    check_inputs(lake, release, mocap)
-    done: dict[str, dict[str, Any]] = {}
-    done["ingest"] = ingest_flow(source, collection, lake=lake)
-    done["extract"] = extract_flow(collection=collection, lake=lake)
-    done["clips"] = clips_flow(collection=collection, lake=lake)
-    if latest_run(lake, "train-lifter") is None:
-        assert mocap, "checked in check_inputs"
-        train_lifter_flow(mocap, steps=lifter_steps, lake=lake)
-    lifter = latest_run(lake, "train-lifter")
-    assert lifter is not None
-    done["lift"] = lift_flow(collection=collection, lake=lake)
-    name = release or default_release_name(collection)
-    rel = release_flow(name, notes=f"pipeline: {source} (collection {collection})", lake=lake)
-    trained = None
-    if train:
-        trained = _train_and_generate(lake, name, collection, steps, out, prompt, samples)
-    rows = step_rows(done, release_counts(lake, name, collection))
-    pictures = overlay_sheets(lake, name, collection, out)
-    md = report_markdown(
-        out, f"VideoMDM pipeline: collection `{collection}`", rel, rows, lifter, pictures, trained
+    lk = open_lake(lake)
+    check_inputs(lk, release, mocap)
+    done = Steps(
+        ingest_flow(source, collection, lake=lk.root),
+        extract_flow(collection=collection, lake=lk.root),
+        clips_flow(collection=collection, lake=lk.root),
+        _lift(lk, collection, mocap, lifter_steps),
     )
+    lifter = latest_run(lk, LIFTER)
+    assert lifter is not None, "lifted with it"
+    name = release or default_release_name(collection)
+    rel = release_flow(name, notes=f"pipeline: {source} (collection {collection})", lake=lk.root)
+    trained = (
+        _train_and_generate(lk, name, collection, steps, out, prompt, samples) if train else None
+    )
+    rows = step_rows(done, release_counts(lk, name, collection))
+    pictures = overlay_sheets(lk, name, collection, out)
+    title = f"VideoMDM pipeline: collection `{collection}`"
+    md = report_markdown(out, title, rel.release, rows, lifter, pictures, trained)
     report = write_text(str(Path(out) / "report.md"), md)
     create_table_artifact(key="pipeline-steps", table=rows, description=f"Release `{name}`")
     create_markdown_artifact(key="pipeline-report", markdown=md, description=report)
     log.info("release %s; report %s", name, report)
-    return {
-        "release": name,
-        "report": report,
-        "steps": done,
-        "lifter": {"run_id": lifter["run_id"], "metrics": float_metrics(lifter["metrics_json"])},
-        "trained": trained,
-    }
+    return PipelineResult(name, report, done, lifter, trained)
+
+
+def _lift(lake: Lake, collection: str, mocap: list[str] | None, steps: int | None) -> LiftSummary:
+    """Lift the collection's clips, training the lifter first when the lake has none."""
+    if latest_run(lake, LIFTER) is None:
+        assert mocap, "checked in check_inputs"
+        train_lifter_flow(mocap, steps=steps, lake=lake.root)
+    return lift_flow(collection=collection, lake=lake.root)
 
 
 def _train_and_generate(
-    lake: str,
+    lake: Lake,
     release: str,
     collection: str,
     steps: int | None,
     out: str,
     prompt: str | None,
     samples: int,
-) -> dict[str, Any]:
+) -> TrainedSection:
     """Train VideoMDM on the release, then generate a few motions from a text."""
     from videomdm.flows.generate import generate_flow  # torch loads only when training
     from videomdm.flows.train import train_flow
 
-    trained = train_flow(release=release, steps=steps, lake=lake)
+    trained = train_flow(release=release, steps=steps, lake=lake.root)
     text = prompt or release_prompt(lake, release, collection) or DEFAULT_PROMPT
     generated = generate_flow(
-        text=text, n=samples, out=str(Path(out) / "generated"), model=trained["run_id"], lake=lake
+        text=text, n=samples, out=str(Path(out) / "generated"), model=trained.run_id, lake=lake.root
     )
-    return {"train": trained, "generate": generated, "prompt": text}
+    metrics = {"step": trained.step, "loss": trained.loss, "samples": trained.samples}
+    return TrainedSection(
+        trained.run_id,
+        trained.checkpoint,
+        scalar_metrics(metrics),
+        text,
+        [g.animation for g in generated.motions],
+    )
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def step_rows(s: Steps, t: CollectionCounts) -> list[dict[str, str]]:
+    """One row per pipeline step: what this run did and what the release holds."""
+    i, e, c, m = s.ingest, s.extract, s.clips, s.lift
+    return [
+        {
+            "step": "ingest",
+            "this run": f"{_n(i.files, 'file')}: {i.new} new, {i.updated} updated, "
+            f"{i.unchanged} unchanged, {i.failed} failed",
+            "in the release": f"{_n(t.videos, 'video')} ({t.failed_videos} failed)",
+        },
+        {
+            "step": "extract",
+            "this run": f"{_n(len(e.results), 'video')}: {e.count(DONE)} done, "
+            f"{e.count(NO_PERSON)} with no person, {e.count(FAILED)} failed; "
+            f"{_n(e.rows, 'row')}",
+            "in the release": f"{_n(t.keypoint_rows, 'keypoint row')}, {_n(t.tracks, 'track')}",
+        },
+        {
+            "step": "clips",
+            "this run": f"{_n(c.videos, 'video')}: {_n(c.clips, 'clip')}",
+            "in the release": f"{_n(t.clips, 'clip')}, {_n(t.clip_frames, 'frame')}",
+        },
+        {
+            "step": "lift",
+            "this run": f"{_n(m.videos, 'video')}: {_n(m.motions, 'motion')}",
+            "in the release": _n(t.motions, "motion"),
+        },
+    ]

@@ -1,28 +1,34 @@
-"""Release flows: name a dataset version and announce it; retrain when one is announced.
+"""Release flow: name a dataset version and announce it.
 
 ``release_flow`` pins every data table (``videomdm.storage.releases``) and emits the Prefect
 event ``videomdm.release.created`` (resource ``videomdm.release.<name>``). The ``retrain``
-deployment in prefect.yaml is triggered by that event with the release name as its parameter.
+deployment in prefect.yaml (``flows.train.retrain_flow``) is triggered by that event with the
+release name as its parameter.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from dataclasses import dataclass
 
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
-from prefect.runtime import flow_run
 
-from videomdm.config import get_settings
-from videomdm.storage import Lake
-from videomdm.storage.releases import create_release
+from videomdm.flows.context import flow_run_id
+from videomdm.storage import Lake, open_lake
+from videomdm.storage.releases import Release, create_release
 
 log = logging.getLogger(__name__)
 
 RELEASE_CREATED = "videomdm.release.created"
+
+
+@dataclass(frozen=True)
+class Announced:
+    release: Release
+    event_id: str | None  # None when events are off
 
 
 def release_resource(name: str) -> dict[str, str]:
@@ -31,58 +37,41 @@ def release_resource(name: str) -> dict[str, str]:
 
 
 @task(cache_policy=NO_CACHE)  # no retries: a retry after a commit that landed would say "exists"
-def make_release(lake_root: str, name: str, notes: str | None, flow_run_id: str | None) -> dict:
+def make_release(lake: Lake, name: str, notes: str | None, run_id: str | None) -> Release:
     """Pin the current version of every data table under ``name`` (immutable)."""
-    return create_release(Lake(lake_root), name, notes, flow_run_id)
+    return create_release(lake, name, notes, run_id)
 
 
 @task(cache_policy=NO_CACHE)
-def announce_release(release: dict[str, Any], lake_root: str) -> str | None:
+def announce_release(release: Release, lake_root: str) -> str | None:
     """Emit ``videomdm.release.created``; returns the event id (None when events are off)."""
     event = emit_event(
         RELEASE_CREATED,
-        resource=release_resource(release["name"]),
+        resource=release_resource(release.name),
         payload={
-            "name": release["name"],
+            "name": release.name,
             "lake": lake_root,
-            "table_versions": release["table_versions"],
-            "row_counts": release["row_counts"],
-            "notes": release["notes"],
+            "table_versions": release.table_versions,
+            "row_counts": release.row_counts,
+            "notes": release.notes,
         },
     )
     return str(event.id) if event is not None else None
 
 
 @flow(name="release")
-def release_flow(name: str, notes: str | None = None, lake: str | None = None) -> dict[str, Any]:
+def release_flow(name: str, notes: str | None = None, lake: str | None = None) -> Announced:
     """Create the release ``name`` over the lake as it is now, then announce it."""
-    lake = lake or get_settings().lake
-    run_id = str(flow_run.id) if flow_run.id else None
-    release = make_release(lake, name, notes, run_id)
-    event_id = announce_release(release, Lake(lake).root)
+    lk = open_lake(lake)
+    release = make_release(lk, name, notes, flow_run_id())
+    event_id = announce_release(release, lk.root)
     create_table_artifact(
         key="release",
         table=[
-            {"table": t, "version": v, "rows": release["row_counts"][t]}
-            for t, v in release["table_versions"].items()
+            {"table": t, "version": v, "rows": release.row_counts[t]}
+            for t, v in release.table_versions.items()
         ],
         description=f"Release `{name}`",
     )
-    log.info("release %s pins %s", name, release["table_versions"])
-    return {**release, "event_id": event_id}
-
-
-@flow(name="retrain")
-def retrain_flow(
-    release: str,
-    steps: int | None = None,
-    preset: str = "small",
-    supervision: str = "2d",
-    lake: str | None = None,
-) -> dict[str, Any]:
-    """Train VideoMDM on a release (what the ``retrain`` deployment runs on a new release)."""
-    from videomdm.flows.train import train_flow  # torch loads only when training
-
-    return train_flow(
-        release=release, supervision=supervision, preset=preset, steps=steps, lake=lake
-    )
+    log.info("release %s pins %s", name, release.table_versions)
+    return Announced(release, event_id)

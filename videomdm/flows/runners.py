@@ -8,7 +8,6 @@ extra and is imported only when asked for.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,11 +15,7 @@ from prefect.context import FlowRunContext
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-RUNNERS = ("thread", "ray")
-
-# Forwarded to Ray workers: a remote cluster does not share this process's environment.
-# Paths (lake, weights) travel as task parameters; these change behaviour inside the tasks.
-_FORWARDED_ENV = ("VIDEOMDM_OFFLINE", "HF_HUB_OFFLINE", "YOLO_OFFLINE", "OMP_WAIT_POLICY")
+from videomdm.config import RUNNERS, forwarded_env, get_settings
 
 
 def make_task_runner(
@@ -42,12 +37,12 @@ def make_task_runner(
         from prefect_ray import RayTaskRunner
     except ImportError:
         raise ValueError("the ray runner needs prefect-ray: pip install 'videomdm[ray]'") from None
-    if (ray_address or os.environ.get("RAY_ADDRESS")) and not PREFECT_API_URL.value():
+    if (ray_address or get_settings().ray_address) and not PREFECT_API_URL.value():
         raise ValueError(
             "tasks on a Ray cluster report to the Prefect API: set PREFECT_API_URL to a server "
             "its nodes can reach (e.g. http://HOST:4200/api from docker/compose.yaml)"
         )
-    env = {k: os.environ[k] for k in _FORWARDED_ENV if k in os.environ}
+    env = forwarded_env()
     init_kwargs: dict[str, Any] = {"runtime_env": {"env_vars": env}} if env else {}
     init_kwargs.update(ray_init_kwargs or {})
     return RayTaskRunner(address=ray_address, init_kwargs=init_kwargs)

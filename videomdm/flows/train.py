@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from prefect import flow
 from prefect.artifacts import create_table_artifact
-from prefect.runtime import flow_run
 
 from videomdm.config import get_settings
-from videomdm.tasks.train import train_task
+from videomdm.flows.context import flow_run_id
+from videomdm.storage import open_lake
+from videomdm.tasks.train import TrainRequest, TrainResult, train_task
 
 log = logging.getLogger(__name__)
 
@@ -23,33 +23,37 @@ def train_flow(
     steps: int | None = None,
     lake: str | None = None,
     resume: str | None = None,
-) -> dict[str, Any]:
+) -> TrainResult:
     """Train VideoMDM (2D-only supervision, or the 3D baseline) on ``release`` (None: the
-    current tables), or resume run ``resume``; returns run id, checkpoint and metrics."""
-    s = get_settings()
-    lake = lake or s.lake
-    result = train_task(
-        lake,
-        release,
-        supervision,
-        preset,
-        steps,
-        resume,
-        device=s.resolved_device(),
-        flow_run_id=str(flow_run.id) if flow_run.id else None,
-    )
-    m = result["metrics"]
+    current tables), or resume run ``resume``; returns the run id, checkpoint and last loss."""
+    req = TrainRequest(release, supervision, preset, steps, resume)  # type: ignore[arg-type]
+    device = get_settings().resolved_device()
+    result = train_task(open_lake(lake), req, device=device, flow_run_id=flow_run_id())
     create_table_artifact(
         key="train-metrics",
         table=[
             {
-                "run": result["run_id"],
+                "run": result.run_id,
                 "release": release or "(current)",
-                "step": m["step"],
-                "loss": m["loss"],
-                "samples": m["samples"],
+                "step": result.step,
+                "loss": result.loss,
+                "samples": result.samples,
             }
         ],
         description=f"VideoMDM training ({supervision} supervision, {preset} preset)",
     )
     return result
+
+
+@flow(name="retrain")
+def retrain_flow(
+    release: str,
+    steps: int | None = None,
+    preset: str = "small",
+    supervision: str = "2d",
+    lake: str | None = None,
+) -> TrainResult:
+    """Train VideoMDM on a release (what the ``retrain`` deployment runs on a new release)."""
+    return train_flow(
+        release=release, supervision=supervision, preset=preset, steps=steps, lake=lake
+    )

@@ -11,7 +11,6 @@ import contextlib
 import fcntl
 import hashlib
 import logging
-import os
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -58,9 +57,10 @@ def _flock(path: Path) -> Iterator[None]:
 class Lake:
     """A lake root (local folder or object-store URI) and its tables."""
 
-    def __init__(self, root: str, storage_options: Mapping[str, str] | None = None):
+    def __init__(self, root: str, storage_options: Mapping[str, str] | None = None, user: str = ""):
         self.root = root.rstrip("/")
         self.storage_options = dict(storage_options or {}) or None
+        self.user = user  # recorded in each commit's metadata
         self.local = "://" not in self.root or self.root.startswith("file://")
         if self.local:
             self.root = str(Path(self.root.removeprefix("file://")).expanduser().resolve())
@@ -154,7 +154,7 @@ class Lake:
                 name=s.name,
                 description=s.description,
                 storage_options=self.storage_options,
-                commit_properties=_props("create", {}),
+                commit_properties=self._props("create", {}),
             )
         except Exception:  # lost a creation race on an object store: the table exists now
             dt = self.table(name)
@@ -209,7 +209,7 @@ class Lake:
                         source_alias="s",
                         target_alias="t",
                         streamed_exec=False,
-                        commit_properties=_props(operation, metadata),
+                        commit_properties=self._props(operation, metadata),
                     )
                     if update:
                         merger = merger.when_matched_update_all()
@@ -238,18 +238,24 @@ class Lake:
                 data,
                 mode="append",
                 storage_options=self.storage_options,
-                commit_properties=_props(operation, metadata),
+                commit_properties=self._props(operation, metadata),
             )
             dt = self.table(name)
             assert dt is not None
             return dt.version()
+
+    def _props(self, operation: str, metadata: Mapping[str, Any] | None) -> CommitProperties:
+        # delta-rs owns the plain "operation" key; ours are namespaced.
+        meta = {"videomdm.operation": operation, "videomdm.user": self.user}
+        meta.update({f"videomdm.{k}": str(v) for k, v in (metadata or {}).items() if v is not None})
+        return CommitProperties(custom_metadata=meta, max_commit_retries=_COMMIT_RETRIES)
 
     def delete(self, name: str, predicate: str, operation: str) -> None:
         """Delete rows matching a SQL predicate (used to clear unmarked partial output)."""
         with self._lock(name):
             dt = self.table(name)
             if dt is not None:
-                dt.delete(predicate, commit_properties=_props(operation, {}))
+                dt.delete(predicate, commit_properties=self._props(operation, {}))
 
 
 def row_count(dt: DeltaTable) -> int:
@@ -271,13 +277,6 @@ def conform(s: TableSpec, rows: pa.Table) -> pa.Table:
 
 def rows_to_table(name: str, rows: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=spec(name).schema)
-
-
-def _props(operation: str, metadata: Mapping[str, Any] | None) -> CommitProperties:
-    # delta-rs owns the plain "operation" key; ours are namespaced.
-    meta = {"videomdm.operation": operation, "videomdm.user": os.environ.get("USER", "")}
-    meta.update({f"videomdm.{k}": str(v) for k, v in (metadata or {}).items() if v is not None})
-    return CommitProperties(custom_metadata=meta, max_commit_retries=_COMMIT_RETRIES)
 
 
 def all_tables() -> list[str]:

@@ -9,6 +9,8 @@ it was made, whatever was written since; a training run records the release it u
 from __future__ import annotations
 
 import re
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 from videomdm.storage.lake import Lake, row_count, rows_to_table, utcnow
@@ -23,6 +25,17 @@ _NAME = re.compile(NAME_PATTERN)
 # (a producer commits its rows before their marker).
 PINNED = ("markers", "videos", "keypoints", "clips", "motions")
 assert set(PINNED) <= set(TABLES)
+
+
+@dataclass(frozen=True)
+class Release:
+    """A named dataset version: the table versions it pins and their row counts."""
+
+    name: str
+    table_versions: dict[str, int]
+    row_counts: dict[str, int]
+    notes: str | None
+    created_at: datetime | None
 
 
 def check_name(name: str) -> str:
@@ -45,7 +58,7 @@ def check_new_name(lake: Lake, name: str) -> str:
 
 def create_release(
     lake: Lake, name: str, notes: str | None = None, flow_run_id: str | None = None
-) -> dict[str, Any]:
+) -> Release:
     """Pin the current version and row count of every data table under ``name``.
 
     Releases never change: a name that exists raises ValueError. Of two processes creating the
@@ -58,26 +71,21 @@ def create_release(
     for table in PINNED:
         dt = lake.ensure(table)  # a table not written yet is pinned empty, at version 0
         versions[table], counts[table] = dt.version(), row_count(dt)
-    row = dict(
-        name=name,
-        table_versions=versions,
-        row_counts=counts,
-        notes=notes,
-        created_at=utcnow(),
-    )
+    release = Release(name, versions, counts, notes, utcnow())
     meta = {"flow_run_id": flow_run_id, "release": name}
-    if lake.insert_new("releases", rows_to_table("releases", [row]), "release", meta) == 0:
+    row = rows_to_table("releases", [asdict(release)])
+    if lake.insert_new("releases", row, "release", meta) == 0:
         old = _find(lake, name)
         assert old is not None, "insert_new inserted nothing, so the name exists"
         raise _exists(old)
-    return row
+    return release
 
 
-def get_release(lake: Lake, name: str) -> dict[str, Any]:
-    """The release row (``table_versions`` and ``row_counts`` as dicts); ValueError if unknown."""
+def get_release(lake: Lake, name: str) -> Release:
+    """The release ``name``; ValueError if unknown."""
     found = _find(lake, name)
     if found is None:
-        known = [r["name"] for r in list_releases(lake)]
+        known = [r.name for r in list_releases(lake)]
         raise ValueError(
             f"unknown release {name!r}; known: {', '.join(known) if known else 'none yet'} "
             "(create one with `videomdm release NAME`)"
@@ -87,13 +95,13 @@ def get_release(lake: Lake, name: str) -> dict[str, Any]:
 
 def release_versions(lake: Lake, name: str) -> dict[str, int]:
     """``{table: version}`` pinned by a release, ready for ``run_sql(..., at=...)``."""
-    return dict(get_release(lake, name)["table_versions"])
+    return dict(get_release(lake, name).table_versions)
 
 
-def list_releases(lake: Lake) -> list[dict[str, Any]]:
+def list_releases(lake: Lake) -> list[Release]:
     """Every release, oldest first."""
     rows = lake.read("releases").to_pylist()
-    return sorted((_decode(r) for r in rows), key=lambda r: (r["created_at"], r["name"]))
+    return sorted((_decode(r) for r in rows), key=lambda r: (r.created_at, r.name))
 
 
 def release_sql(lake: Lake, name: str, sql: str, params: list | None = None):
@@ -101,24 +109,26 @@ def release_sql(lake: Lake, name: str, sql: str, params: list | None = None):
     return run_sql(lake, sql, at=release_versions(lake, name), params=params)
 
 
-def _find(lake: Lake, name: str) -> dict[str, Any] | None:
+def _find(lake: Lake, name: str) -> Release | None:
     t = lake.read("releases")
     rows = [r for r in t.to_pylist() if r["name"] == name]
     return _decode(rows[0]) if rows else None
 
 
-def _decode(row: dict[str, Any]) -> dict[str, Any]:
+def _decode(row: dict[str, Any]) -> Release:
     """Arrow maps come back as lists of (key, value) pairs."""
-    out = dict(row)
-    for k in ("table_versions", "row_counts"):
-        v = out.get(k) or {}
-        out[k] = dict(v) if not isinstance(v, dict) else v
-    return out
+    return Release(
+        row["name"],
+        dict(row.get("table_versions") or {}),
+        dict(row.get("row_counts") or {}),
+        row.get("notes"),
+        row.get("created_at"),
+    )
 
 
-def _exists(old: dict[str, Any]) -> ValueError:
-    when = old["created_at"].strftime("%Y-%m-%d %H:%M:%S UTC") if old["created_at"] else "?"
+def _exists(old: Release) -> ValueError:
+    when = old.created_at.strftime("%Y-%m-%d %H:%M:%S UTC") if old.created_at else "?"
     return ValueError(
-        f"release {old['name']!r} already exists (created {when}); releases are immutable: "
+        f"release {old.name!r} already exists (created {when}); releases are immutable: "
         "choose another name"
     )

@@ -60,6 +60,15 @@ def list_videos(source: str) -> list[SourceFile]:
     return sorted(out, key=lambda f: f.uri)
 
 
+def file_exists(uri: str) -> bool:
+    """Whether ``uri`` names an existing file (False when it cannot be asked)."""
+    try:
+        fs, path = _fs(uri)
+        return bool(fs.exists(path))
+    except (OSError, ValueError):
+        return False
+
+
 def sha256_file(uri: str) -> str:
     """Streamed sha256 of a file's bytes (never the whole file in memory)."""
     fs, path = _fs(uri)

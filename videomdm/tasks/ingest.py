@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
 import posixpath
 from dataclasses import dataclass
@@ -11,25 +13,22 @@ import fsspec
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from videomdm.models.perception.probe import probe_video
+from videomdm.models.perception.video import probe_video
 from videomdm.storage import Lake
+from videomdm.storage.catalog import KnownVideo, known_videos
 from videomdm.storage.lake import rows_to_table, utcnow
-from videomdm.storage.sources import SourceFile, list_videos, read_caption, sha256_file
+from videomdm.storage.sources import (
+    SourceFile,
+    file_exists,
+    list_videos,
+    read_caption,
+    sha256_file,
+)
 
 log = logging.getLogger(__name__)
 
 # Columns compared to decide whether an upsert would change anything.
 _COMPARED = ("uri", "collection", "size_bytes", "mtime", "status", "error", "caption")
-
-
-@dataclass(frozen=True)
-class Known:
-    video_id: str
-    uri: str
-    size: int | None
-    mtime: float | None
-    collection: str | None
-    status: str
 
 
 @task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
@@ -39,20 +38,12 @@ def list_source(source: str) -> list[SourceFile]:
 
 
 @task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def load_known(lake_root: str, storage_options: dict[str, str] | None = None) -> dict[str, Known]:
+def load_known(lake: Lake) -> dict[str, KnownVideo]:
     """Rows already in ``videos``, by uri."""
-    t = Lake(lake_root, storage_options).read("videos")
-    return {
-        r["uri"]: Known(
-            r["video_id"], r["uri"], r["size_bytes"], r["mtime"], r["collection"], r["status"]
-        )
-        for r in t.select(
-            ["video_id", "uri", "size_bytes", "mtime", "collection", "status"]
-        ).to_pylist()
-    }
+    return known_videos(lake)
 
 
-def is_unchanged(f: SourceFile, known: dict[str, Known], collection: str) -> bool:
+def is_unchanged(f: SourceFile, known: dict[str, KnownVideo], collection: str) -> bool:
     """Same uri, size, mtime and collection as a row already ingested: nothing to do."""
     k = known.get(f.uri)
     return (
@@ -79,8 +70,6 @@ def inspect_video(f: SourceFile, collection: str, flow_run_id: str | None) -> di
     try:
         digest = sha256_file(f.uri)
     except OSError as e:  # unreadable: no content hash, so the id derives from the uri
-        import hashlib
-
         row.update(video_id="u" + hashlib.sha256(f.uri.encode()).hexdigest()[:15], status="failed")
         row["error"] = f"unreadable: {type(e).__name__}: {e}"
         log.warning("%s: %s", f.uri, row["error"])
@@ -94,31 +83,35 @@ def inspect_video(f: SourceFile, collection: str, flow_run_id: str | None) -> di
         row.update(status="failed", error=str(e) or type(e).__name__)
         log.warning("%s: failed: %s", f.uri, row["error"])
         return row
-    row.update(status="ok", error=None, **info.__dict__)
+    row.update(status="ok", error=None, **dataclasses.asdict(info))
     return row
 
 
+@dataclass
+class IngestCounts:
+    new: int = 0
+    updated: int = 0
+    duplicates: int = 0
+
+
 @task(retries=3, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def write_videos(
-    lake_root: str,
-    rows: list[dict[str, Any]],
-    flow_run_id: str | None,
-    storage_options: dict[str, str] | None = None,
-) -> dict[str, int]:
-    """Upsert the rows that change something, in one commit; counts new/updated/duplicate."""
-    lake = Lake(lake_root, storage_options)
+def write_videos(lake: Lake, rows: list[dict[str, Any]], flow_run_id: str | None) -> IngestCounts:
+    """Upsert the ``videos`` rows that change something, in one commit."""
     existing = {r["video_id"]: r for r in lake.read("videos").to_pylist()}
     changes: dict[str, dict[str, Any]] = {}
-    counts = {"new": 0, "updated": 0, "duplicates": 0}
+    counts = IngestCounts()
     for row in sorted(rows, key=lambda r: r["uri"]):
         old = existing.get(row["video_id"]) or changes.get(row["video_id"])
-        if old is not None and old["uri"] != row["uri"] and _exists(old["uri"]):
-            counts["duplicates"] += 1  # same bytes at two uris: keep the first, not a move
+        if old is not None and old["uri"] != row["uri"] and file_exists(old["uri"]):
+            counts.duplicates += 1  # same bytes at two uris: keep the first, not a move
             log.info("%s has the same content as %s; kept the latter", row["uri"], old["uri"])
             continue
         if old is not None and all(old.get(c) == row.get(c) for c in _COMPARED):
             continue
-        counts["updated" if row["video_id"] in existing else "new"] += 1
+        if row["video_id"] in existing:
+            counts.updated += 1
+        else:
+            counts.new += 1
         changes[row["video_id"]] = row
     if changes:
         lake.merge(
@@ -128,11 +121,3 @@ def write_videos(
             metadata={"flow_run_id": flow_run_id, "rows": len(changes)},
         )
     return counts
-
-
-def _exists(uri: str) -> bool:
-    try:
-        fs, path = fsspec.core.url_to_fs(uri)
-        return bool(fs.exists(path))
-    except (OSError, ValueError):
-        return False

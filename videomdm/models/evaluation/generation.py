@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from videomdm.models.motion.features import FEATURE_DIM, FOOT_JOINTS, Normalizer, joints_to_features
+from videomdm.models.motion.features import FOOT_JOINTS, Normalizer, joints_to_features
+from videomdm.models.motion.layout import FEATURE_DIM
 from videomdm.models.motion.skeleton import NUM_JOINTS, RIGID_BONES, bone_lengths
 
 log = logging.getLogger(__name__)

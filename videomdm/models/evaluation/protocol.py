@@ -10,16 +10,16 @@ truth in the camera frame (root-aligned MPJPE, PA-MPJPE, acceleration error).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from videomdm.models.evaluation.metrics import accel_error, mpjpe, n_mpjpe, pa_mpjpe, random_view
+from videomdm.models.evaluation.metrics import accel_error, mpjpe, n_mpjpe, pa_mpjpe
 from videomdm.models.lifter.network import Lifter, camera_to_world, lift_many
-from videomdm.models.mdm.data import MotionSample
-from videomdm.models.motion.cameras import NoiseConfig
+from videomdm.models.motion.cameras import NoiseConfig, random_view
+from videomdm.models.motion.sample import MotionSample
 
 log = logging.getLogger(__name__)
 
@@ -88,14 +88,15 @@ def reconstruction_scores(
     }
 
 
-def score_methods(
-    views: list[View], methods: dict[str, Callable[[View], np.ndarray]]
+def score_predictions(
+    views: list[View], preds: Mapping[str, Sequence[np.ndarray]]
 ) -> dict[str, dict[str, float]]:
-    """Each method maps a held-out view to world joints in its ``lifted`` frame; scored in the
-    camera frame against the truth. The lifter itself is ``lambda v: v.lifted.joints``."""
+    """Each method's predictions, one per view in order (world joints in the view's ``lifted``
+    frame), scored in the camera frame against the truth. The lifter's own are
+    ``[v.lifted.joints for v in views]``."""
     out = {}
-    for name, fn in methods.items():
-        preds = [to_camera(fn(v), v.lifted) for v in views]
-        out[name] = reconstruction_scores(preds, [v.truth_cam for v in views])
+    for name, ps in preds.items():
+        cams = [to_camera(p, v.lifted) for v, p in zip(views, ps, strict=True)]
+        out[name] = reconstruction_scores(cams, [v.truth_cam for v in views])
         log.info("%s: %s", name, {k: round(x, 1) for k, x in out[name].items()})
     return out

@@ -89,12 +89,19 @@ class _Block(nn.Module):
         super().__init__()
         pad = dilation * (cfg.kernel - 1) // 2
         self.net = nn.Sequential(
-            nn.Conv1d(cfg.channels, cfg.channels, cfg.kernel, dilation=dilation, padding=pad,
-                      padding_mode="replicate", bias=False),
+            nn.Conv1d(
+                cfg.channels,
+                cfg.channels,
+                cfg.kernel,
+                dilation=dilation,
+                padding=pad,
+                padding_mode="replicate",
+                bias=False,
+            ),
             *_bn_relu(cfg),
             nn.Conv1d(cfg.channels, cfg.channels, 1, bias=False),
             *_bn_relu(cfg),
-        )  # fmt: skip
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, T)
         return x + self.net(x)
@@ -106,10 +113,17 @@ class Lifter(nn.Module):
         self.cfg = cfg
         d0 = cfg.dilations[0]
         self.expand = nn.Sequential(
-            nn.Conv1d(N_FEAT, cfg.channels, cfg.kernel, dilation=d0,
-                      padding=d0 * (cfg.kernel - 1) // 2, padding_mode="replicate", bias=False),
+            nn.Conv1d(
+                N_FEAT,
+                cfg.channels,
+                cfg.kernel,
+                dilation=d0,
+                padding=d0 * (cfg.kernel - 1) // 2,
+                padding_mode="replicate",
+                bias=False,
+            ),
             *_bn_relu(cfg),
-        )  # fmt: skip
+        )
         self.blocks = nn.Sequential(*[_Block(cfg, d) for d in cfg.dilations[1:]])
         self.head = nn.Conv1d(cfg.channels, N_OUT, 1)
 

@@ -7,15 +7,14 @@ Split from ``lifter.py`` (the network, features, inference, checkpoints, world f
 from __future__ import annotations
 
 import logging
-import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from videomdm.models.lifter.network import (
     VAL_EVERY,
@@ -25,23 +24,12 @@ from videomdm.models.lifter.network import (
     lift_many,
     make_features,
 )
-from videomdm.models.motion.cameras import NoiseConfig, add_2d_noise, project, sample_cameras
+from videomdm.models.motion.cameras import NoiseConfig, add_2d_noise, clip_camera, project
 from videomdm.models.motion.skeleton import NUM_JOINTS, root
 
 log = logging.getLogger(__name__)
 
 # --- synthetic training data --------------------------------------------------------------
-
-
-def clip_camera(joints: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """A random camera (R ``(3, 3)``, t ``(3,)``) looking at a motion ``(T, 17, 3)`` from
-    2-10 m beyond the motion's horizontal extent, so no joint comes within 1.5 m of it."""
-    rt = root(joints)  # (T, 3)
-    centre = rt.mean(0)
-    extent = np.linalg.norm((joints - centre)[..., [0, 2]], axis=-1).max()
-    near = max(2.0, extent + 1.5)
-    R, t = sample_cameras(1, rng, distance_m=(near, near + 8.0), target=centre)  # noqa: N806
-    return R[0], t[0]
 
 
 @dataclass(frozen=True)
@@ -75,8 +63,11 @@ def make_training_pairs(
             conf = np.ones(u.shape[:2])
             if noisy:
                 u, conf = add_2d_noise(u, rng, noise_cfg)
-            pairs.append(TrainingPair(u.astype(np.float32), conf.astype(np.float32),
-                                      cam.astype(np.float32), i, noisy))  # fmt: skip
+            pairs.append(
+                TrainingPair(
+                    u.astype(np.float32), conf.astype(np.float32), cam.astype(np.float32), i, noisy
+                )
+            )
     return pairs
 
 
@@ -94,8 +85,10 @@ def split_by_clip(
     for idx in by_source.values():
         n_val = max(1, round(val_fraction * len(idx)))
         val.update(rng.permutation(idx)[:n_val].tolist())
-    return ([c for i, c in enumerate(clips) if i not in val],
-            [c for i, c in enumerate(clips) if i in val])  # fmt: skip
+    return (
+        [c for i, c in enumerate(clips) if i not in val],
+        [c for i, c in enumerate(clips) if i in val],
+    )
 
 
 def split_by_source(clips: list[Any], target: str) -> tuple[list[Any], list[Any]]:
@@ -104,8 +97,9 @@ def split_by_source(clips: list[Any], target: str) -> tuple[list[Any], list[Any]
     if target not in sources:
         raise ValueError(f"no mocap clip has source {target!r}; the sources are {sources}")
     if sources == [target]:
-        raise ValueError(f"every mocap clip has source {target!r}: no other source to train "
-                         "the lifter on")  # fmt: skip
+        raise ValueError(
+            f"every mocap clip has source {target!r}: no other source to train the lifter on"
+        )
     return [c for c in clips if c.source != target], [c for c in clips if c.source == target]
 
 
@@ -161,8 +155,13 @@ def lifter_loss(model: Lifter, cfg: LifterConfig, feat, c, log_s, joints, mask) 
     rt = root(joints)  # (B, W, 3)
     gt_rel = joints - rt[..., None, :]
     z = rt[..., 2].clamp(min=0.1)
-    gt_root = torch.cat([((rt[..., :2] / z[..., None]) - c) / torch.exp(log_s)[..., None],
-                         (torch.log(z) + log_s)[..., None]], dim=-1)  # fmt: skip
+    gt_root = torch.cat(
+        [
+            ((rt[..., :2] / z[..., None]) - c) / torch.exp(log_s)[..., None],
+            (torch.log(z) + log_s)[..., None],
+        ],
+        dim=-1,
+    )
     m = mask.float()
     pose_err = (torch.linalg.norm(pose - gt_rel, dim=-1).mean(-1) * m).sum() / m.sum()
     root_err = ((out[..., -3:] - gt_root).abs().sum(-1) * m).sum() / m.sum()
@@ -178,33 +177,40 @@ def train_lifter(
     cfg: LifterConfig | None = None,
     steps: int | None = None,
     seed: int = 0,
-    progress: bool = True,
+    progress: Callable[[int], None] | None = None,
     num_threads: int | None = None,
 ) -> tuple[Lifter, dict[str, list[float]]]:
     """Train on ``train_clips`` (mocap) through random cameras; AdamW, one-cycle LR.
     ``history`` holds every ``VAL_EVERY`` steps ``step``, ``loss``, ``val_mpjpe_mm``
     (root-relative, one noisy or clean view per clip of ``val_clips``) and ``time_s`` (training
-    seconds so far, not counting data preparation or validation). ``num_threads`` sets
+    seconds so far, not counting data preparation or validation). ``progress(1)`` is called
+    after each step. ``num_threads`` sets
     torch's CPU threads for the call: 1 on cores shared with other work, where OpenMP's
     barriers on this small network's many short ops made 2 threads 35x slower than 1."""
     cfg = cfg or LifterConfig()
     previous = torch.get_num_threads()
     torch.set_num_threads(num_threads or previous)
     try:
-        return _train(train_clips, val_clips, cfg, cfg.steps if steps is None else steps, seed,
-                      progress)  # fmt: skip
+        return _train(
+            train_clips, val_clips, cfg, cfg.steps if steps is None else steps, seed, progress
+        )
     finally:
         torch.set_num_threads(previous)
 
 
 def _train(
-    train_clips: list[Any], val_clips: list[Any], cfg: LifterConfig, steps: int, seed: int,
-    progress: bool,
-) -> tuple[Lifter, dict[str, list[float]]]:  # fmt: skip
+    train_clips: list[Any],
+    val_clips: list[Any],
+    cfg: LifterConfig,
+    steps: int,
+    seed: int,
+    progress: Callable[[int], None] | None,
+) -> tuple[Lifter, dict[str, list[float]]]:
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    pairs = make_training_pairs(train_clips, rng, cfg.cameras_per_clip, cfg.noise,
-                                cfg.noisy_fraction)  # fmt: skip
+    pairs = make_training_pairs(
+        train_clips, rng, cfg.cameras_per_clip, cfg.noise, cfg.noisy_fraction
+    )
     data = _stack(pairs, [getattr(c, "source", "") for c in train_clips], cfg.source_balance)
     val = make_training_pairs(val_clips, np.random.default_rng(seed + 1), 1, cfg.noise, 0.5)
     model = Lifter(cfg)
@@ -212,14 +218,13 @@ def _train(
     # OneCycleLR divides by the length of its warm-up phase (pct_start * total - 1 steps): at
     # least 10 scheduled steps and 2 of warm-up, so a few-step run does not divide by zero
     total = max(steps, 10)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=total,
-                                                pct_start=max(0.1, 2 / total))  # fmt: skip
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, cfg.lr, total_steps=total, pct_start=max(0.1, 2 / total)
+    )
     history: dict[str, list[float]] = {"step": [], "loss": [], "val_mpjpe_mm": [], "time_s": []}
     train_time, running = 0.0, []
     model.train()
-    # in a log (not a terminal) one line per step would flood it: redraw every 10 s instead
-    quiet = 0.1 if sys.stderr.isatty() else 10.0
-    for step in tqdm(range(1, steps + 1), disable=not progress, desc="lifter", mininterval=quiet):
+    for step in range(1, steps + 1):
         tic = time.perf_counter()
         feat, c, log_s, joints, mask = _batch(data, rng, cfg.batch_size, cfg.window)
         if rng.random() < 0.5:
@@ -237,9 +242,15 @@ def _train(
             history["loss"].append(float(np.mean(running)))
             history["val_mpjpe_mm"].append(_val_mpjpe_mm(model, val))
             history["time_s"].append(train_time)
-            log.info("step %d loss %.4f val mpjpe %.1f mm", step, history["loss"][-1],
-                     history["val_mpjpe_mm"][-1])  # fmt: skip
+            log.info(
+                "step %d loss %.4f val mpjpe %.1f mm",
+                step,
+                history["loss"][-1],
+                history["val_mpjpe_mm"][-1],
+            )
             running = []
+        if progress:
+            progress(1)
     model.eval()
     return model, history
 
@@ -248,6 +259,10 @@ def _val_mpjpe_mm(model: Lifter, pairs: list[TrainingPair]) -> float:
     if not pairs:
         return float("nan")
     preds = lift_many(model, [p.u for p in pairs], [p.conf for p in pairs])
-    errs = [np.linalg.norm((pr - root(pr)[:, None]) - (p.joints_cam - root(p.joints_cam)[:, None]),
-                           axis=-1).mean() for pr, p in zip(preds, pairs, strict=True)]  # fmt: skip
+    errs = [
+        np.linalg.norm(
+            (pr - root(pr)[:, None]) - (p.joints_cam - root(p.joints_cam)[:, None]), axis=-1
+        ).mean()
+        for pr, p in zip(preds, pairs, strict=True)
+    ]
     return 1000.0 * float(np.mean(errs))

@@ -1,12 +1,8 @@
-"""Training samples for VideoMDM: rough 3D (x0), the clip's 2D keypoints and its camera.
-
-A ``MotionSample`` is one clip as the trainer sees it: world joints ``(T, 17, 3)`` (the
-lifter's output, or ground truth for the 3D-supervised baseline), the observed keypoints in
-normalised camera coordinates ``u`` ``(T, 17, 2)`` with confidences ``(T, 17)``, and the
-camera ``X_cam = R X_world + t``. Batches are random fixed-length windows.
+"""Training batches for VideoMDM: random fixed-length windows of ``MotionSample`` s
+(``motion.sample``: rough 3D x0, the clip's 2D keypoints and its camera).
 
 The denoiser works on canonical features (each window starts at the origin facing +Z, see
-``motion_repr``), so each window's camera is re-expressed for canonical joints:
+``motion.features``), so each window's camera is re-expressed for canonical joints:
 with ``W = Ry(theta0) C + s0`` (``theta0`` the window's first heading, ``s0`` its first root
 on the floor plane), ``X_cam = R Ry(theta0) C + (R s0 + t)``. ``canonical_camera`` returns
 that ``(R', t')``; projecting ``features_to_joints(x0)`` through it reproduces the clip.
@@ -14,10 +10,8 @@ that ``(R', t')``; projecting ``features_to_joints(x0)`` through it reproduces t
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections import Counter
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -29,37 +23,12 @@ from videomdm.models.motion.features import (
     heading_angles,
     joints_to_features,
 )
-from videomdm.models.motion.skeleton import NUM_JOINTS, body_size_factor, root
+from videomdm.models.motion.sample import MotionSample
+from videomdm.models.motion.skeleton import NUM_JOINTS, root
 
 log = logging.getLogger(__name__)
 
 MIN_FRAMES = 2  # a velocity needs two frames
-
-
-@dataclass(frozen=True)
-class MotionSample:
-    joints: np.ndarray  # (T, 17, 3) world, metres, Y up: x0 (lifter output or ground truth)
-    u: np.ndarray  # (T, 17, 2) observed keypoints, normalised camera coordinates (NaN: missing)
-    conf: np.ndarray  # (T, 17) keypoint confidence
-    R: np.ndarray  # (3, 3) world -> camera  # noqa: N815
-    t: np.ndarray  # (3,)
-    text: str = ""
-    fps: float = 30.0
-    clip_id: str = ""
-
-
-def body_size_gauge(joints: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """World joints ``(T, 17, 3)`` and camera translation ``(3,)`` scaled together by
-    ``body_size_factor``: the body gets the population's size and its projection through
-    ``(R, k t)`` is unchanged, so the keypoints still match."""
-    k = body_size_factor(joints)
-    return (joints * k).astype(joints.dtype), np.asarray(t) * k
-
-
-def to_body_size(s: MotionSample) -> MotionSample:
-    """The sample in the body-size gauge (``body_size_gauge``)."""
-    joints, t = body_size_gauge(s.joints, s.t)
-    return dataclasses.replace(s, joints=joints, t=t)
 
 
 def yaw_matrix(angle: float) -> np.ndarray:

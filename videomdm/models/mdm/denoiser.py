@@ -16,57 +16,13 @@ import contextlib
 import functools
 import logging
 import math
-from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
-from videomdm.models.motion.features import FEATURE_DIM
+from videomdm.models.mdm.config import AMP_DTYPES, DenoiserConfig, check_choice
 
 log = logging.getLogger(__name__)
-
-COND_MODES = ("text", "label", "none")
-AMP_DTYPES = ("bf16", "none")
-ACTIVATIONS = ("gelu", "relu")
-
-
-@dataclass(frozen=True)
-class DenoiserConfig:
-    n_feats: int = FEATURE_DIM
-    width: int = 512
-    n_layers: int = 8
-    n_heads: int = 4
-    ff_dim: int = 1024
-    dropout: float = 0.1
-    activation: str = "gelu"  # one of ACTIVATIONS
-    norm_first: bool = True  # pre-norm trains stably without warm-up (MDM itself is post-norm)
-    cond_mode: str = "text"  # one of COND_MODES
-    text_dim: int = 384  # all-MiniLM-L6-v2
-    num_labels: int = 0  # vocabulary size when cond_mode == "label"
-    cond_drop_prob: float = 0.1
-    max_frames: int = 1024
-
-    def __post_init__(self) -> None:
-        if self.cond_mode not in COND_MODES:
-            raise ValueError(f"cond_mode must be one of {COND_MODES}, got {self.cond_mode!r}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
-        if self.cond_mode == "label" and self.num_labels < 1:
-            raise ValueError("cond_mode 'label' needs num_labels >= 1")
-        if self.width % self.n_heads:
-            raise ValueError(f"width {self.width} is not divisible by n_heads {self.n_heads}")
-        if not 0.0 <= self.cond_drop_prob < 1.0:
-            raise ValueError(f"cond_drop_prob must be in [0, 1), got {self.cond_drop_prob}")
-
-    @classmethod
-    def small(cls, **overrides: object) -> DenoiserConfig:
-        """A model that trains on a laptop CPU in minutes."""
-        return replace(cls(width=128, n_layers=4, n_heads=4, ff_dim=256), **overrides)  # type: ignore[arg-type]
-
-    @classmethod
-    def paper(cls, **overrides: object) -> DenoiserConfig:
-        """MDM's transformer encoder as used by VideoMDM (8 x 512, 4 heads, FF 1024)."""
-        return replace(cls(width=512, n_layers=8, n_heads=4, ff_dim=1024, dropout=0.1), **overrides)  # type: ignore[arg-type]
 
 
 def sinusoidal_table(length: int, width: int) -> torch.Tensor:
@@ -119,8 +75,7 @@ class ConditionEmbedder(nn.Module):
 def autocast(amp: str, device: torch.device | str) -> contextlib.AbstractContextManager:
     """bf16 autocast for the denoiser where the device has it (CUDA, or a CPU with bf16
     instructions), else nothing; ``amp`` one of ``AMP_DTYPES``."""
-    if amp not in AMP_DTYPES:
-        raise ValueError(f"amp must be one of {AMP_DTYPES}, got {amp!r}")
+    check_choice("amp", amp, AMP_DTYPES)
     dev = torch.device(device)
     if amp == "none" or (dev.type == "cpu" and not _cpu_bf16()):
         return contextlib.nullcontext()

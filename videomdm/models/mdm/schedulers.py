@@ -16,35 +16,17 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
-log = logging.getLogger(__name__)
+from videomdm.models.mdm.config import PREDICTIONS, DiffusionConfig, check_choice
 
-SCHEDULES = ("cosine", "linear")
-PREDICTIONS = ("x0", "epsilon", "v")
+log = logging.getLogger(__name__)
 
 ModelFn = Callable[[torch.Tensor, torch.Tensor, Any, torch.Tensor | None], torch.Tensor]
 GuidanceFn = Callable[[torch.Tensor, int], torch.Tensor]
-
-
-@dataclass(frozen=True)
-class DiffusionConfig:
-    num_train_steps: int = 50
-    schedule: str = "cosine"  # one of SCHEDULES
-    prediction: str = "x0"  # what the network outputs, one of PREDICTIONS
-    cosine_s: float = 0.008
-
-    def __post_init__(self) -> None:
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if self.prediction not in PREDICTIONS:
-            raise ValueError(f"prediction must be one of {PREDICTIONS}, got {self.prediction!r}")
-        if self.num_train_steps < 1:
-            raise ValueError(f"num_train_steps must be >= 1, got {self.num_train_steps}")
 
 
 # --- schedules: pure functions, float64 ---------------------------------------------------
@@ -160,8 +142,7 @@ class Scheduler:
         """Convert a prediction between ``x0``, ``epsilon`` and ``v`` (DDPM eq. 4 solved for
         each; v = sqrt(abar) eps - sqrt(1 - abar) x0, Salimans & Ho 2022)."""
         for kind in (src, dst):
-            if kind not in PREDICTIONS:
-                raise ValueError(f"prediction kind must be one of {PREDICTIONS}, got {kind!r}")
+            check_choice("prediction kind", kind, PREDICTIONS)
         if src == dst:
             return output
         nd = x_t.ndim
@@ -216,9 +197,12 @@ class DDPMScheduler(Scheduler):
     """Ancestral sampling over every training step (DDPM Algorithm 2)."""
 
     def step(
-        self, model_output: torch.Tensor, t: int, x_t: torch.Tensor,
+        self,
+        model_output: torch.Tensor,
+        t: int,
+        x_t: torch.Tensor,
         generator: torch.Generator | None = None,
-    ) -> StepOutput:  # fmt: skip
+    ) -> StepOutput:
         """One reverse step ``x_t -> x_{t-1}``."""
         # 1. clean-sample estimate from the model's output (DDPM eq. 15 when it predicts eps)
         x0, _ = self._x0_eps(model_output, x_t, t)
@@ -240,9 +224,11 @@ class DDIMScheduler(Scheduler):
     """DDIM on a subsequence of the training steps; ``eta = 0`` is deterministic."""
 
     def __init__(
-        self, config: DiffusionConfig = DiffusionConfig(), num_inference_steps: int | None = None,
+        self,
+        config: DiffusionConfig = DiffusionConfig(),
+        num_inference_steps: int | None = None,
         eta: float = 0.0,
-    ):  # fmt: skip
+    ):
         super().__init__(config)
         n = config.num_train_steps
         steps = n if num_inference_steps is None else num_inference_steps
@@ -256,9 +242,12 @@ class DDIMScheduler(Scheduler):
         self.timesteps = torch.as_tensor(np.unique(ts)[::-1].copy())
 
     def step(
-        self, model_output: torch.Tensor, t: int, x_t: torch.Tensor,
+        self,
+        model_output: torch.Tensor,
+        t: int,
+        x_t: torch.Tensor,
         generator: torch.Generator | None = None,
-    ) -> StepOutput:  # fmt: skip
+    ) -> StepOutput:
         """One reverse step ``x_t -> x_{t_prev}``, ``t_prev`` read from ``timesteps``."""
         # 1. previous step from the schedule array; abar(-1) = 1 (the clean sample)
         t_prev = self.prev_timestep(t)
@@ -283,9 +272,11 @@ class DDIMScheduler(Scheduler):
 
 
 def make_scheduler(
-    kind: str, config: DiffusionConfig = DiffusionConfig(), num_inference_steps: int | None = None,
+    kind: str,
+    config: DiffusionConfig = DiffusionConfig(),
+    num_inference_steps: int | None = None,
     eta: float = 0.0,
-) -> Scheduler:  # fmt: skip
+) -> Scheduler:
     """``"ddpm"`` or ``"ddim"`` scheduler by name."""
     if kind == "ddpm":
         return DDPMScheduler(config)

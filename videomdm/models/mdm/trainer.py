@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,15 +30,9 @@ from scipy.ndimage import gaussian_filter1d
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from videomdm.models.mdm.data import (
-    Batch,
-    MotionSample,
-    clean_samples,
-    make_batch,
-    sample_windows,
-    to_body_size,
-)
-from videomdm.models.mdm.denoiser import AMP_DTYPES, Denoiser, DenoiserConfig, autocast
+from videomdm.models.mdm.config import DenoiserConfig, DiffusionConfig, TrainConfig
+from videomdm.models.mdm.data import Batch, clean_samples, make_batch, sample_windows
+from videomdm.models.mdm.denoiser import Denoiser, autocast
 from videomdm.models.mdm.losses import (
     masked_mse,
     ray_consistency_loss,
@@ -48,69 +41,18 @@ from videomdm.models.mdm.losses import (
     supervised_3d_loss,
     total_loss,
 )
-from videomdm.models.mdm.schedulers import DiffusionConfig, Scheduler
+from videomdm.models.mdm.schedulers import Scheduler
 from videomdm.models.motion.cameras import world_to_camera
 from videomdm.models.motion.features import (
     Normalizer,
     features_to_joints,
     joints_to_features,
     redundant_features,
-    redundant_slice,
 )
+from videomdm.models.motion.layout import redundant_slice
+from videomdm.models.motion.sample import MotionSample, to_body_size
 
 log = logging.getLogger(__name__)
-
-SUPERVISIONS = ("2d", "3d")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    supervision: str = "2d"  # one of SUPERVISIONS
-    window: int = 60  # frames per training window (2 s at 30 fps)
-    batch_size: int = 32  # per process
-    steps: int = 2000
-    lr: float = 2e-4
-    warmup_steps: int = 100
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    ema_decay: float = 0.995
-    depth_power: float = 2.0  # w = mean depth ** p; 2 makes the 2D loss track the 3D error
-    min_depth: float = 0.1
-    lambda_pos: float = 7.0  # the paper's lambdas
-    lambda_vel: float = 7.0 * 50
-    lambda_ray: float = 0.0  # optional ray consistency
-    lambda_redundant: float = 0.2  # redundant channels agree with the predicted positions
-    # Gaussian sigma (frames) applied to x0 over time. The lifter's jitter lies along the camera
-    # ray, so unsmoothed x0 tells the network where the camera is and it learns to move joints
-    # along the unseen depth freely (docs/evaluation.md); 0 keeps x0 as it is
-    x0_smoothing: float = 3.0
-    # Lifted samples (2D supervision) are put in the body-size gauge (``to_body_size``): size is
-    # unseen in 2D, so without it the model inherits the lifter's body size and exaggerates it
-    # (docs/evaluation.md). Reconstruction then gauges its input the same way.
-    size_gauge: bool = True
-    amp: str = "bf16"  # autocast dtype where the device supports it, one of AMP_DTYPES
-    seed: int = 0
-    log_every: int = 50
-    checkpoint_every: int = 500
-
-    def __post_init__(self) -> None:
-        if self.supervision not in SUPERVISIONS:
-            raise ValueError(f"supervision must be one of {SUPERVISIONS}, got {self.supervision!r}")
-        if self.amp not in AMP_DTYPES:
-            raise ValueError(f"amp must be one of {AMP_DTYPES}, got {self.amp!r}")
-        if self.window < 2 or self.batch_size < 1 or self.steps < 0:
-            raise ValueError("window >= 2, batch_size >= 1 and steps >= 0 are required")
-
-    def weights(self) -> dict[str, float]:
-        """The loss terms and their lambdas, the one place they are chosen."""
-        if self.supervision == "3d":
-            return {"x0_mse": 1.0, "joints_3d": 1.0, "vel_3d": 1.0}
-        w = {
-            "reproj_pos": self.lambda_pos,
-            "reproj_vel": self.lambda_vel,
-            "redundant": self.lambda_redundant,
-        }
-        return w | ({"ray": self.lambda_ray} if self.lambda_ray else {})
 
 
 def diffusion_loss(
@@ -121,7 +63,6 @@ def diffusion_loss(
     t: torch.Tensor,
     noise: torch.Tensor,
     cfg: TrainConfig,
-    fps: float = 30.0,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """One batch's weighted loss and its logged terms; ``t`` ``(B,)``, ``noise`` like x0."""
     z0 = norm.normalize(batch.x0) * batch.mask[..., None]  # (B, W, F), padding zeroed
@@ -133,11 +74,11 @@ def diffusion_loss(
     if cfg.supervision == "3d":
         terms = supervised_3d_loss(joints, batch.joints, batch.mask, z0_hat, z0)
     else:
-        terms = _terms_2d(z0_hat, joints, batch, norm, cfg, fps)
+        terms = _terms_2d(z0_hat, joints, batch, norm, cfg)
     return total_loss(terms, cfg.weights())
 
 
-def _terms_2d(z0_hat, joints, batch: Batch, norm: Normalizer, cfg: TrainConfig, fps: float):
+def _terms_2d(z0_hat, joints, batch: Batch, norm: Normalizer, cfg: TrainConfig):
     terms = reprojection_loss(
         joints, batch.R, batch.t, batch.u, batch.conf, batch.mask, cfg.depth_power, cfg.min_depth
     )
@@ -148,7 +89,7 @@ def _terms_2d(z0_hat, joints, batch: Batch, norm: Normalizer, cfg: TrainConfig, 
         )
         target = _snapped(target, batch, cfg.min_depth)
     red = redundant_slice()
-    want = norm.normalize(_full(redundant_features(target, fps), red))[..., red]
+    want = norm.normalize(_full(redundant_features(target, cfg.fps), red))[..., red]
     terms["redundant"] = masked_mse(z0_hat[..., red], want, batch.mask)
     return terms
 
@@ -193,7 +134,6 @@ class Trainer:
             kept = [to_body_size(s) for s in kept]
         self.samples, self.cond = _smoothed(kept, cfg.x0_smoothing), np.asarray(cond)[keep]
         self.lengths = np.array([len(s.joints) for s in kept])
-        self.fps = kept[0].fps
         self.cfg, self.model_cfg = cfg, model_cfg
         self.diffusion_cfg = diffusion_cfg or DiffusionConfig()
         self.device, self.rank, self.world_size = torch.device(device), rank, world_size
@@ -234,9 +174,7 @@ class Trainer:
         batch, t, noise = self.batch_at(self.step)
         torch.manual_seed(hash((cfg.seed, self.step, self.rank)) % 2**62)  # dropout, cond drop
         self.model.train()
-        loss, logs = diffusion_loss(
-            self.model, self.scheduler, self.norm, batch, t, noise, cfg, self.fps
-        )
+        loss, logs = diffusion_loss(self.model, self.scheduler, self.norm, batch, t, noise, cfg)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         gnorm = torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), cfg.grad_clip)
@@ -290,6 +228,10 @@ class Trainer:
             "extra": extra or {},
         }
 
+    def save(self, path: str, extra: dict[str, Any] | None = None) -> None:
+        """``state_dict(extra)`` to a local file (``VideoMDM.from_checkpoint`` reads it)."""
+        write_state(self.state_dict(extra), path)
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume from ``state_dict()``; the configs must match this trainer's (``steps``
         may differ: resuming to train longer is allowed)."""
@@ -298,7 +240,8 @@ class Trainer:
             ("model_config", self.model_cfg),
             ("diffusion_config", self.diffusion_cfg),
         ):
-            theirs = dict(state[key])
+            # through the dataclass: a field added since the checkpoint reads as its default
+            theirs = dataclasses.asdict(type(mine)(**state[key]))
             ours = dataclasses.asdict(mine)
             if key == "train_config":
                 theirs.pop("steps", None), ours.pop("steps", None)
@@ -323,20 +266,12 @@ def _smoothed(samples: list[MotionSample], sigma: float) -> list[MotionSample]:
     ]
 
 
-def uses_size_gauge(state: dict[str, Any]) -> bool:
-    """Whether a checkpoint's model reconstructs in the body-size gauge (no for checkpoints
-    from before it existed)."""
-    return bool(state["train_config"].get("size_gauge", False))
+def write_state(state: dict[str, Any], path: str) -> None:
+    """A ``Trainer.state_dict`` to a local file."""
+    torch.save(state, path)
 
 
-def load_for_sampling(state: dict[str, Any], device: str | torch.device = "cpu"):
-    """The EMA denoiser (eval mode), its normaliser and diffusion config from a checkpoint."""
-    model_cfg = DenoiserConfig(**state["model_config"])
-    model = Denoiser(model_cfg)
-    model.load_state_dict(state["ema"])
-    model.to(device).eval()
-    return (
-        model,
-        Normalizer.from_state_dict(state["normalizer"]),
-        DiffusionConfig(**state["diffusion_config"]),
-    )
+def read_state(path: str) -> dict[str, Any]:
+    """A training checkpoint written by ``Trainer.save`` (plain tensors and values, read with
+    ``weights_only=True`` so a file from elsewhere cannot run code)."""
+    return torch.load(path, map_location="cpu", weights_only=True)

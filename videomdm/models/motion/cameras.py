@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from videomdm.models.motion.skeleton import FLIP_PERM, NUM_JOINTS
+from videomdm.models.motion.skeleton import FLIP_PERM, NUM_JOINTS, root
 
 # Horizontal field of view assumed when a video carries no focal length: 60 degrees is
 # typical of phone main cameras and webcams (26-28 mm equivalent is 65-75 deg; 60 is a
@@ -134,8 +134,11 @@ def sample_cameras(
     """``n`` cameras on a sphere around ``target`` (``(3,)`` or ``(n, 3)``, world, Y up), each
     looking at it: azimuth (deg, about +Y from +Z), elevation (deg, above the target's
     horizontal plane) and distance (m) drawn uniformly. Returns R ``(n, 3, 3)``, t ``(n, 3)``."""
-    for name, (lo, hi) in {"azimuth": azimuth, "elevation_deg": elevation_deg,
-                           "distance_m": distance_m}.items():  # fmt: skip
+    for name, (lo, hi) in {
+        "azimuth": azimuth,
+        "elevation_deg": elevation_deg,
+        "distance_m": distance_m,
+    }.items():
         if hi < lo:
             raise ValueError(f"{name} range must be (low, high), got {(lo, hi)}")
     if not -90.0 < elevation_deg[0] <= elevation_deg[1] < 90.0 or distance_m[0] <= 0.0:
@@ -152,9 +155,26 @@ def sample_cameras(
 
 # COCO keypoint OKS sigmas: how loosely annotators (and detectors) place each joint.
 COCO_SIGMAS = np.array(
-    [0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062, 0.107,
-     0.107, 0.087, 0.087, 0.089, 0.089]
-)  # fmt: skip
+    [
+        0.026,
+        0.025,
+        0.025,
+        0.035,
+        0.035,
+        0.079,
+        0.079,
+        0.072,
+        0.072,
+        0.062,
+        0.062,
+        0.107,
+        0.107,
+        0.087,
+        0.087,
+        0.089,
+        0.089,
+    ]
+)
 # left/right groups a detector confuses as a whole: arms (elbow, wrist), legs (knee, ankle)
 SWAP_GROUPS: tuple[tuple[int, ...], ...] = ((7, 9), (13, 15))
 
@@ -202,3 +222,27 @@ def add_2d_noise(
     noisy[dropped] += rng.normal(scale=cfg.outlier_px, size=(int(dropped.sum()), 2))
     score[dropped] = rng.uniform(0.0, 0.05, size=int(dropped.sum()))
     return noisy / cfg.focal_px, np.clip(score, 0.0, 1.0)
+
+
+# --- cameras around a motion, and one view of it ----------------------------------------
+
+
+def clip_camera(joints: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A random camera (R ``(3, 3)``, t ``(3,)``) looking at a motion ``(T, 17, 3)`` from
+    2-10 m beyond the motion's horizontal extent, so no joint comes within 1.5 m of it."""
+    rt = root(joints)  # (T, 3)
+    centre = rt.mean(0)
+    extent = np.linalg.norm((joints - centre)[..., [0, 2]], axis=-1).max()
+    near = max(2.0, extent + 1.5)
+    R, t = sample_cameras(1, rng, distance_m=(near, near + 8.0), target=centre)  # noqa: N806
+    return R[0], t[0]
+
+
+def random_view(joints: np.ndarray, rng: np.random.Generator, noise_cfg: NoiseConfig):
+    """One random camera's view of a motion ``(T, 17, 3)``: the camera (R, t), camera-frame
+    joints, clean u, detector-like noisy u and its confidences."""
+    R, t = clip_camera(joints, rng)  # noqa: N806
+    cam = joints @ R.T + t  # (T, 17, 3)
+    u, _ = project(cam)
+    noisy, conf = add_2d_noise(u, rng, noise_cfg)
+    return R, t, cam, u, noisy, conf

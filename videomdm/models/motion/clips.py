@@ -102,8 +102,11 @@ def make_clips(
     keep = np.concatenate([[True], np.diff(frames) > 0])  # a duplicate frame: keep the first
     frames, kp = frames[keep], kp[keep]
     width, height = image_size
-    K = (Intrinsics.from_fov(width, height, cfg.fov_deg) if focal_px is None  # noqa: N806
-         else Intrinsics(focal_px, focal_px, width / 2.0, height / 2.0, width, height))  # fmt: skip
+    K = (
+        Intrinsics.from_fov(width, height, cfg.fov_deg)
+        if focal_px is None  # noqa: N806
+        else Intrinsics(focal_px, focal_px, width / 2.0, height / 2.0, width, height)
+    )
     cuts = np.flatnonzero(np.diff(frames) - 1 > cfg.max_gap) + 1
     clips = []
     for piece_f, piece_kp in zip(np.split(frames, cuts), np.split(kp, cuts), strict=True):
@@ -125,8 +128,14 @@ def _make_clip(
     u = _resample(to_normalised(xy, K), fps, cfg.fps)  # (T, 17, 2)
     conf = _resample(score, fps, cfg.fps)  # (T, 17)
     if len(u) < cfg.min_frames or mean_score < cfg.min_score:
-        log.debug("dropped frames %d-%d: %d frames at %g fps, mean score %.2f",
-                  frames[0], frames[-1], len(u), cfg.fps, mean_score)  # fmt: skip
+        log.debug(
+            "dropped frames %d-%d: %d frames at %g fps, mean score %.2f",
+            frames[0],
+            frames[-1],
+            len(u),
+            cfg.fps,
+            mean_score,
+        )
         return None
     return Clip2D(
         frame_start=int(frames[0]),

@@ -2,21 +2,7 @@
 
 The diffusion model works on a ``(T, F)`` feature sequence rather than raw joints: features
 are invariant to where the motion starts and which way it faces, and they separate the
-trajectory (which integrates) from the pose (which does not). The layout, ``F = 108``:
-
-============  =====  ======================================================================
-name          width  meaning (frame ``t``)
-============  =====  ======================================================================
-root_y          1    height of the root (hip midpoint) above the floor (world Y), m
-root_vel        2    root planar displacement ``root[t] - root[t-1]`` (X, Z) expressed in
-                     the heading frame of frame ``t``, m per frame; 0 at ``t = 0``
-heading_vel     1    heading change ``theta[t] - theta[t-1]`` wrapped to (-pi, pi], rad
-                     per frame; 0 at ``t = 0``
-local_pos      51    joints minus root, rotated into the heading frame, (17, 3), m
-local_vel      51    world joint displacement ``joints[t] - joints[t-1]`` rotated into the
-                     heading frame of frame ``t``, (17, 3), m per frame; 0 at ``t = 0``
-foot_contact    2    left / right ankle on the ground (1) or not (0)
-============  =====  ======================================================================
+trajectory (which integrates) from the pose (which does not); ``layout`` names the channels.
 
 The heading ``theta`` is the yaw of the body's forward direction (``skeleton.facing``) about
 +Y, measured from +Z; the heading frame is the world rotated by ``-theta`` about Y, so the
@@ -37,30 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from videomdm.models.motion.layout import FEATURE_DIM, FEATURE_LAYOUT
 from videomdm.models.motion.skeleton import JOINT_INDEX, NUM_JOINTS, facing, root
 
 log = logging.getLogger(__name__)
 
-_WIDTHS: tuple[tuple[str, int], ...] = (
-    ("root_y", 1),
-    ("root_vel", 2),
-    ("heading_vel", 1),
-    ("local_pos", NUM_JOINTS * 3),
-    ("local_vel", NUM_JOINTS * 3),
-    ("foot_contact", 2),
-)
-
-
-def _layout() -> dict[str, slice]:
-    out, start = {}, 0
-    for name, width in _WIDTHS:
-        out[name] = slice(start, start + width)
-        start += width
-    return out
-
-
-FEATURE_LAYOUT: dict[str, slice] = _layout()
-FEATURE_DIM: int = FEATURE_LAYOUT["foot_contact"].stop  # 108
 FOOT_JOINTS: tuple[int, int] = (JOINT_INDEX["left_ankle"], JOINT_INDEX["right_ankle"])
 # An ankle is in contact when it moves slower than this and sits within CONTACT_HEIGHT_M of
 # the clip's lowest ankle position (the floor is not known exactly for lifted motions).
@@ -221,15 +188,14 @@ class Normalizer:
         return cls.from_state_dict(torch.load(path, map_location="cpu", weights_only=True))
 
 
-REDUNDANT = ("local_vel", "foot_contact")  # channels that features_to_joints ignores
-
-
 def redundant_features(joints: torch.Tensor, fps: float = 30.0) -> torch.Tensor:
     """The redundant channels (``local_vel``, ``foot_contact``) recomputed from joints
     ``(B, T, 17, 3)``: ``(B, T, 53)``. Torch twin of that part of ``joints_to_features``, used
     as a (detached) self-consistency target so that 2D-only training needs no 3D for them."""
-    li, ri = [JOINT_INDEX["left_hip"], JOINT_INDEX["left_shoulder"]], [
-        JOINT_INDEX["right_hip"], JOINT_INDEX["right_shoulder"]]  # fmt: skip
+    li, ri = (
+        [JOINT_INDEX["left_hip"], JOINT_INDEX["left_shoulder"]],
+        [JOINT_INDEX["right_hip"], JOINT_INDEX["right_shoulder"]],
+    )
     left = (joints[..., li, :] - joints[..., ri, :]).sum(dim=-2)  # (B, T, 3)
     theta = torch.atan2(-left[..., 2], left[..., 0])  # skeleton.facing with up = +Y
     vel = torch.nn.functional.pad(joints.diff(dim=-3), (0, 0, 0, 0, 1, 0))  # (B, T, 17, 3)
@@ -239,8 +205,3 @@ def redundant_features(joints: torch.Tensor, fps: float = 30.0) -> torch.Tensor:
     floor = feet[..., 1].flatten(-2).amin(-1)[..., None, None]  # (B, 1, 1)
     contact = (speed < CONTACT_SPEED_MPS) & (feet[..., 1] < floor + CONTACT_HEIGHT_M)
     return torch.cat([local_vel.flatten(-2), contact.to(joints.dtype)], dim=-1)
-
-
-def redundant_slice() -> slice:
-    """Where the redundant channels sit in the feature vector (they are contiguous, last)."""
-    return slice(FEATURE_LAYOUT[REDUNDANT[0]].start, FEATURE_LAYOUT[REDUNDANT[-1]].stop)

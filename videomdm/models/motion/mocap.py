@@ -25,8 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from videomdm.models.motion import bvh
-from videomdm.models.motion import rigs as mocap_sources
+from videomdm.models.motion import bvh, rigs
 from videomdm.models.motion.rigs import (
     DEEPMIMIC_FK,
     DEEPMIMIC_HEAD,
@@ -60,7 +59,7 @@ Z_UP_TO_Y_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])  #
 @dataclass(frozen=True)
 class MocapClip:
     name: str  # file stem
-    source: str  # rig / format id, e.g. "bandai_bvh" (see mocap_sources)
+    source: str  # rig / format id, e.g. "bandai_bvh" (see rigs)
     joints: np.ndarray  # (T, 17, 3) float32, metres, Y up
     fps: float
     text: str = ""  # label or caption ("walk (tired)", CMU description, or from the name)
@@ -164,7 +163,7 @@ def load_bvh(path: str | Path, fps: float = DEFAULT_FPS, text: str | None = None
     rig = detect_rig(motion.skeleton.names)
     joints = bvh_to_canonical(motion, rig)
     times = np.arange(len(joints)) * motion.frame_time
-    label = text if text is not None else mocap_sources.label_for(path, rig.source)
+    label = text if text is not None else rigs.label_for(path, rig.source)
     return _to_clip(path, rig.source, joints, times, fps, label)
 
 
@@ -216,14 +215,14 @@ def load_deepmimic(path: str | Path, fps: float = DEFAULT_FPS) -> MocapClip:
         raise ValueError("DeepMimic file needs at least two frames")
     pos, rot = deepmimic_fk(frames)
     names = [n for n, *_ in DEEPMIMIC_FK]
-    body = pos[:, [names.index(n) for n in mocap_sources.DEEPMIMIC_BODY]]
+    body = pos[:, [names.index(n) for n in rigs.DEEPMIMIC_BODY]]
     neck = names.index("neck")
     head = pos[:, neck] + rot[:, neck] @ np.array([0.0, DEEPMIMIC_HEAD, 0.0])
     face = face_points(head, rot[:, neck] @ np.asarray(DEEPMIMIC_HEAD_AXES, float))
     times = np.concatenate([[0.0], np.cumsum(frames[:-1, 0])])
     keep = np.concatenate([[True], np.diff(times) > 1e-6])  # drop zero-length frames
     joints = np.concatenate([face, body], axis=1)[keep]
-    text = mocap_sources.label_for(path, "deepmimic")
+    text = rigs.label_for(path, "deepmimic")
     return _to_clip(path, "deepmimic", joints, times[keep], fps, text)
 
 
@@ -236,15 +235,13 @@ def load_humanml3d(path: str | Path, fps: float = DEFAULT_FPS, src_fps: float = 
     smpl = np.load(path).astype(np.float64)
     if smpl.ndim != 3 or smpl.shape[1:] != (22, 3):
         raise ValueError(f"expected HumanML3D new_joints (T, 22, 3), got {smpl.shape}")
-    body = smpl[:, list(mocap_sources.HUMANML3D_BODY)]
-    head, neck = smpl[:, mocap_sources.HUMANML3D_HEAD], smpl[:, mocap_sources.HUMANML3D_NECK]
+    body = smpl[:, list(rigs.HUMANML3D_BODY)]
+    head, neck = smpl[:, rigs.HUMANML3D_HEAD], smpl[:, rigs.HUMANML3D_NECK]
     frame = body_head_frame(head, neck, body[:, 0], body[:, 1])
-    face = face_points(head, frame, mocap_sources.HUMANML3D_ANCHOR_UP)
+    face = face_points(head, frame, rigs.HUMANML3D_ANCHOR_UP)
     joints = np.concatenate([face, body], axis=1)
     times = np.arange(len(joints)) / src_fps
-    return _to_clip(
-        path, "humanml3d", joints, times, fps, mocap_sources.label_for(path, "humanml3d")
-    )
+    return _to_clip(path, "humanml3d", joints, times, fps, rigs.label_for(path, "humanml3d"))
 
 
 # --- directory walk -----------------------------------------------------------------------

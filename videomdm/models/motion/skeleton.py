@@ -120,9 +120,24 @@ def bone_lengths(joints: np.ndarray, bones: tuple[tuple[int, int], ...] = BONES)
 # Median rigid bone lengths (m) over all shared mocap clips, in RIGID_BONES order: the
 # population's body size (the bone-length baseline, and the body-size gauge below).
 MEAN_BONE_LENGTHS = np.array(
-    [0.057, 0.057, 0.097, 0.097, 0.404, 0.206, 0.243, 0.243, 0.223, 0.223, 0.129, 0.391,
-     0.391, 0.410, 0.410]
-)  # fmt: skip
+    [
+        0.057,
+        0.057,
+        0.097,
+        0.097,
+        0.404,
+        0.206,
+        0.243,
+        0.243,
+        0.223,
+        0.223,
+        0.129,
+        0.391,
+        0.391,
+        0.410,
+        0.410,
+    ]
+)
 # A body more than this factor off the population's is a broken motion, not a small person.
 MAX_SIZE_FACTOR = 4.0
 

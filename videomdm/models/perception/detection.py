@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from videomdm.models.perception.weights import resolve_weights
+from videomdm.models.perception.weights import WeightsSource, resolve_weights
 
 log = logging.getLogger(__name__)
 
@@ -320,9 +320,11 @@ class YoloPoseDetector(_PooledOnnxDetector):
     name = "yolo-pose"
     gives_keypoints = True
 
-    def __init__(self, cfg: YoloPoseConfig = YoloPoseConfig(), weights_dir: str | None = None):
+    def __init__(
+        self, cfg: YoloPoseConfig = YoloPoseConfig(), weights: WeightsSource | None = None
+    ):
         self.cfg = cfg
-        path = resolve_weights(cfg.weights, weights_dir=weights_dir)
+        path = resolve_weights(cfg.weights, weights)
         super().__init__(path, cfg.device, cfg.sessions, cfg.threads)
 
     def _run(self, session: ort.InferenceSession, frames: np.ndarray) -> list[Detections]:
@@ -361,9 +363,9 @@ class YoloxDetector(_PooledOnnxDetector):
 
     name = "yolox"
 
-    def __init__(self, cfg: YoloxConfig = YoloxConfig(), weights_dir: str | None = None):
+    def __init__(self, cfg: YoloxConfig = YoloxConfig(), weights: WeightsSource | None = None):
         self.cfg = cfg
-        path = resolve_weights(cfg.weights, weights_dir=weights_dir)
+        path = resolve_weights(cfg.weights, weights)
         super().__init__(path, cfg.device, cfg.sessions, cfg.threads)
 
     def _run(self, session: ort.InferenceSession, frames: np.ndarray) -> list[Detections]:
@@ -388,10 +390,10 @@ class YoloxDetector(_PooledOnnxDetector):
         return results
 
 
-def make_detector(name: str, weights_dir: str | None = None, **overrides: object) -> Detector:
+def make_detector(name: str, weights: WeightsSource | None = None, **overrides: object) -> Detector:
     """Build a detector by name ("yolo-pose" or "yolox"); ``overrides`` set config fields."""
     if name == "yolo-pose":
-        return YoloPoseDetector(YoloPoseConfig(**overrides), weights_dir)  # type: ignore[arg-type]
+        return YoloPoseDetector(YoloPoseConfig(**overrides), weights)  # type: ignore[arg-type]
     if name == "yolox":
-        return YoloxDetector(YoloxConfig(**overrides), weights_dir)  # type: ignore[arg-type]
+        return YoloxDetector(YoloxConfig(**overrides), weights)  # type: ignore[arg-type]
     raise ValueError(f"unknown detector {name!r}; valid: 'yolo-pose', 'yolox'")

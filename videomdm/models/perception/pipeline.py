@@ -21,72 +21,24 @@ from pathlib import Path
 
 import numpy as np
 
+from videomdm.models.perception.config import DETECTOR_WEIGHTS, PerceptionConfig
 from videomdm.models.perception.detection import Detections, Detector, make_detector
 from videomdm.models.perception.pose2d import (
     PoseEstimator,
-    VitPoseSettings,
     make_pose_estimator,
     resolve_vitpose_folder,
 )
 from videomdm.models.perception.tracking import (
     PersonTracker,
-    TrackerConfig,
     backfill_track_starts,
     keep_long_tracks,
 )
 from videomdm.models.perception.video import FrameBatch, background, iter_frame_batches, probe_video
-from videomdm.models.perception.weights import file_sha256, resolve_weights
+from videomdm.models.perception.weights import WeightsSource, file_sha256, resolve_weights
 
 log = logging.getLogger(__name__)
 
-POSE_BACKENDS = ("yolo-pose", "vitpose")
-DETECTORS = ("yolo-pose", "yolox")
-DETECTOR_WEIGHTS = {
-    "yolo-pose": "yolo11n-pose.onnx",
-    "yolox": "yolox_nano_8xb8-300e_humanart-40f6f0d0.onnx",
-}
 FRAME_BYTES_IN_FLIGHT = 256 << 20  # cap on decoded frames held at once, whatever the resolution
-
-
-@dataclass(frozen=True)
-class PerceptionConfig:
-    """Everything that decides what ``run_perception`` extracts and how fast."""
-
-    pose: str = "yolo-pose"  # "yolo-pose" | "vitpose"
-    detector: str = "yolo-pose"  # "yolo-pose" | "yolox"; "yolo-pose" pose needs "yolo-pose"
-    det_conf: float = 0.25  # person score threshold
-    nms_iou: float = 0.7
-    imgsz: int = 640  # detector input long side (YOLO-pose; YOLOX is fixed at 416)
-    scaleup: bool = True  # YOLO-pose: enlarge videos smaller than imgsz (as Ultralytics does)
-    # frames per detector call; 0: 1 on the CPU, 8 on a GPU. On this 2-core CPU two 1-thread
-    # sessions on single frames beat batches of 8: 30.6-31.6 vs 22.5-27.8 frames/s (sports2d),
-    # 19.8-21.1 vs 18.3-18.5 (dancer): a batch's activations no longer fit the caches the two
-    # sessions share, and a 230-frame video spends a batch's latency filling and draining
-    # the pipeline (benchmarks/extract.py --batch-size)
-    batch_size: int = 0
-    stride: int = 1  # keep every stride-th frame ...
-    target_fps: float | None = None  # ... or resample to this rate (exclusive with stride)
-    max_frames: int | None = None  # stop after this many kept frames (previews, tests)
-    device: str = "cpu"  # "cpu" | "cuda[:N]" | "tensorrt[:N]"
-    threads: int = 0  # ONNX Runtime intra-op threads per session; 0: cores / sessions
-    # two 1-thread sessions on alternate batches: 30.2-31.1 vs 23.2-24.6 frames/s (sports2d) and
-    # 21.0-21.4 vs 16.8 (dancer) for one 2-thread session on an idle 2-core machine
-    # (benchmarks/extract.py, single frames)
-    sessions: int = 2  # detector sessions working on different batches at once
-    min_track_len: int = 10  # rows; shorter tracks are dropped
-    rows_per_yield: int = 4096
-    tracker: TrackerConfig = field(default_factory=TrackerConfig)
-    vitpose: VitPoseSettings = field(default_factory=VitPoseSettings)
-
-    def __post_init__(self) -> None:
-        if self.pose not in POSE_BACKENDS:
-            raise ValueError(f"unknown pose backend {self.pose!r}; valid: {POSE_BACKENDS}")
-        if self.detector not in DETECTORS:
-            raise ValueError(f"unknown detector {self.detector!r}; valid: {DETECTORS}")
-        if self.batch_size < 0:
-            raise ValueError(f"batch_size must be >= 0 (0: automatic), got {self.batch_size}")
-        if self.pose == "yolo-pose" and self.detector != "yolo-pose":
-            raise ValueError("pose 'yolo-pose' reads keypoints from the 'yolo-pose' detector")
 
 
 @dataclass(frozen=True)
@@ -146,14 +98,12 @@ def _settings(cfg: PerceptionConfig) -> dict[str, object]:
     return d
 
 
-def extractor_id(cfg: PerceptionConfig, weights_dir: str | None = None) -> str:
+def extractor_id(cfg: PerceptionConfig, weights: WeightsSource | None = None) -> str:
     """Short name of the models (content hashes) and settings, e.g. ``yolo-pose-3f2a..-s1c0..``."""
-    det_hash = file_sha256(
-        resolve_weights(DETECTOR_WEIGHTS[cfg.detector], weights_dir=weights_dir), n_hex=8
-    )
+    det_hash = file_sha256(resolve_weights(DETECTOR_WEIGHTS[cfg.detector], weights), n_hex=8)
     parts = [cfg.pose, cfg.detector if cfg.detector != cfg.pose else "", det_hash]
     if cfg.pose == "vitpose":
-        folder = resolve_vitpose_folder(cfg.vitpose.model, weights_dir)
+        folder = resolve_vitpose_folder(cfg.vitpose.model, weights)
         files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
         parts.append(file_sha256(files[0], n_hex=8) if files else "nofile")
     blob = json.dumps(_settings(cfg), sort_keys=True, default=str).encode()
@@ -161,14 +111,14 @@ def extractor_id(cfg: PerceptionConfig, weights_dir: str | None = None) -> str:
     return "-".join(p for p in parts if p)
 
 
-def _build(cfg: PerceptionConfig, weights_dir: str | None) -> Detector:
+def _build(cfg: PerceptionConfig, weights: WeightsSource | None) -> Detector:
     threads = cfg.threads or max(1, (os.cpu_count() or 1) // cfg.sessions)
     opts: dict[str, object] = dict(
         conf=cfg.det_conf, device=cfg.device, sessions=cfg.sessions, threads=threads
     )
     if cfg.detector == "yolo-pose":
         opts.update(iou=cfg.nms_iou, imgsz=cfg.imgsz, scaleup=cfg.scaleup)
-    return make_detector(cfg.detector, weights_dir, **opts)
+    return make_detector(cfg.detector, weights, **opts)
 
 
 def _timed(gen: Iterator[FrameBatch], stats: StageTimes) -> Iterator[FrameBatch]:
@@ -233,8 +183,8 @@ def _detect_and_track(
     stats: StageTimes,
 ) -> list[PersonFrames]:
     """The streaming pass: frames are dropped as soon as their batch is posed and tracked."""
-    info = probe_video(video_path)
-    batch_size, prefetch = frame_budget(info.width, info.height, cfg)
+    info = probe_video(video_path, check_end=False)
+    batch_size, prefetch = frame_budget(*info.upright_size, cfg)
     tracker = PersonTracker(cfg.tracker, frame_rate=info.fps)
     frames = iter_frame_batches(
         video_path,
@@ -262,7 +212,7 @@ def _detect_and_track(
 def run_perception(
     video_path: str | os.PathLike[str],
     cfg: PerceptionConfig = PerceptionConfig(),
-    weights_dir: str | None = None,
+    weights: WeightsSource | None = None,
     *,
     pose_estimator: PoseEstimator | None = None,
     stats: StageTimes | None = None,
@@ -275,9 +225,9 @@ def run_perception(
     """
     stats = stats if stats is not None else StageTimes()
     wall = time.perf_counter()
-    detector = _build(cfg, weights_dir)
+    detector = _build(cfg, weights)
     if pose_estimator is None:
-        pose_estimator = make_pose_estimator(cfg.pose, cfg.vitpose, weights_dir)
+        pose_estimator = make_pose_estimator(cfg.pose, cfg.vitpose, weights)
     try:
         rows = PersonFrames.concat(
             _detect_and_track(video_path, cfg, detector, pose_estimator, stats)

@@ -15,15 +15,15 @@ import logging
 import os
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import cv2
 import numpy as np
 
+from videomdm.models.perception.config import VitPoseSettings
 from videomdm.models.perception.detection import N_KPT, Detections
-from videomdm.models.perception.weights import resolve_weights
+from videomdm.models.perception.weights import WeightsSource, resolve_weights
 
 if TYPE_CHECKING:  # torch is imported only when ViTPose is used (300 MB, 1-2 s to import)
     import torch
@@ -186,29 +186,12 @@ def heatmaps_to_keypoints(
 # ---------------------------------------------------------------- ViTPose backend
 
 
-@dataclass(frozen=True)
-class VitPoseSettings:
-    """Top-down ViTPose: which checkpoint, crop geometry, numerics."""
-
-    model: str = "usyd-community/vitpose-base-simple"  # local folder, or its name in weights dir
-    box_padding: float = 1.25
-    crops_per_forward: int = 16
-    # fp32 by measurement (2-core AVX-512 VM, 8 crops, random weights): ViT-B 329 ms/crop fp32
-    # vs 551 with bf16 autocast, tiny config 35 vs 44; bf16 also moved 3% of keypoints > 1 px.
-    # ONNX export was not tried (needs the onnx/onnxscript packages). On GPU try "bf16".
-    precision: str = "fp32"  # "fp32" | "bf16" (autocast)
-    refine: str = "dark"  # "dark" | "quarter" | "none"
-    dark_kernel: int = 11
-    threads: int = 0  # torch intra-op threads; 0 leaves torch's default
-    device: str = "cpu"
-
-
-def resolve_vitpose_folder(model: str, weights_dir: str | None = None) -> Path:
+def resolve_vitpose_folder(model: str, weights: WeightsSource | None = None) -> Path:
     """A local ``from_pretrained`` folder for ``model`` (a path, or a name under weights dir)."""
     p = Path(model).expanduser()
     if p.is_dir():
         return p
-    return resolve_weights(model.split("/")[-1], weights_dir=weights_dir)
+    return resolve_weights(model.split("/")[-1], weights)
 
 
 def load_vitpose(folder: str | os.PathLike[str]) -> torch.nn.Module:
@@ -226,7 +209,7 @@ class VitPoseEstimator:
     def __init__(
         self,
         cfg: VitPoseSettings = VitPoseSettings(),
-        weights_dir: str | None = None,
+        weights: WeightsSource | None = None,
         model: torch.nn.Module | None = None,
     ) -> None:
         import torch
@@ -236,7 +219,7 @@ class VitPoseEstimator:
         self.cfg = cfg
         self.folder: Path | None = None
         if model is None:
-            self.folder = resolve_vitpose_folder(cfg.model, weights_dir)
+            self.folder = resolve_vitpose_folder(cfg.model, weights)
             model = load_vitpose(self.folder)
         self.model = model.eval().to(cfg.device)
         config: Any = self.model.config
@@ -289,11 +272,11 @@ class VitPoseEstimator:
 
 
 def make_pose_estimator(
-    name: str, settings: VitPoseSettings = VitPoseSettings(), weights_dir: str | None = None
+    name: str, settings: VitPoseSettings = VitPoseSettings(), weights: WeightsSource | None = None
 ) -> PoseEstimator:
     """Build a pose backend by name: "yolo-pose" or "vitpose"."""
     if name == "yolo-pose":
         return YoloPoseKeypoints()
     if name == "vitpose":
-        return VitPoseEstimator(settings, weights_dir)
+        return VitPoseEstimator(settings, weights)
     raise ValueError(f"unknown pose backend {name!r}; valid: 'yolo-pose', 'vitpose'")

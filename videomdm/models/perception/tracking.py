@@ -9,26 +9,15 @@ video is seen, from small per-row arrays only.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 import supervision as sv
 from trackers import ByteTrackTracker
 
+from videomdm.models.perception.config import TrackerConfig
 from videomdm.models.perception.detection import box_iou
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrackerConfig:
-    """ByteTrack settings (names as in ``trackers``); thresholds suit YOLO person scores."""
-
-    lost_track_buffer: int = 30  # frames at 30 fps a lost track is kept for re-association
-    track_activation_threshold: float = 0.5  # min score to start a track
-    high_conf_det_threshold: float = 0.5  # first-stage association above, second below
-    minimum_iou_threshold: float = 0.1
-    minimum_consecutive_frames: int = 2
 
 
 class PersonTracker:

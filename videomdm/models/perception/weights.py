@@ -1,9 +1,10 @@
 """Model weights resolve in exactly one place.
 
-Order: an explicit path, then ``$VIDEOMDM_WEIGHTS_DIR``, then the user cache
-(``~/.cache/videomdm/weights``), then the official download URL. Downloads are refused when
-``VIDEOMDM_OFFLINE`` (or ``HF_HUB_OFFLINE`` / ``YOLO_OFFLINE``) is set, so tests and air-gapped
-machines fail with one clear message instead of hanging on the network.
+Order: an explicit path, then each folder of the ``WeightsSource`` (the settings give
+``$VIDEOMDM_WEIGHTS_DIR``, then the user cache ``~/.cache/videomdm/weights``), then the official
+download URL into the last folder. Downloads are refused when the source is offline, so tests
+and air-gapped machines fail with one clear message instead of hanging on the network. The
+environment is read by ``videomdm.config`` alone (``Settings.weights_source``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import shutil
 import tempfile
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -25,23 +27,21 @@ OFFICIAL_URLS: dict[str, str] = {
     "yolox_nano_8xb8-300e_humanart-40f6f0d0.onnx": "",  # from the OpenMMLab rtmpose ONNX SDK zip
 }
 
-_OFFLINE_VARS = ("VIDEOMDM_OFFLINE", "HF_HUB_OFFLINE", "YOLO_OFFLINE")
-
 
 class WeightsNotFoundError(FileNotFoundError):
     """Raised when a weights file is nowhere to be found; the message says where we looked."""
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "videomdm" / "weights"
+@dataclass(frozen=True)
+class WeightsSource:
+    """Where weights files are looked for, in order, and whether downloading is allowed."""
 
-
-def _offline() -> bool:
-    return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in _OFFLINE_VARS)
+    folders: tuple[str, ...] = ()  # searched in order; a download lands in the last one
+    offline: bool = False
 
 
 def resolve_weights(
-    name: str, explicit: str | os.PathLike[str] | None = None, weights_dir: str | None = None
+    name: str, source: WeightsSource | None = None, explicit: str | os.PathLike[str] | None = None
 ) -> Path:
     """Return the local path of weights file ``name``, downloading it only as a last resort."""
     if explicit:
@@ -49,22 +49,20 @@ def resolve_weights(
         if not p.exists():
             raise WeightsNotFoundError(f"weights file {p} does not exist")
         return p
-    searched: list[Path] = []
-    for folder in (weights_dir, os.environ.get("VIDEOMDM_WEIGHTS_DIR"), cache_dir()):
-        if folder:
-            candidate = Path(folder).expanduser() / name
-            searched.append(candidate)
-            if candidate.exists():
-                return candidate
+    source = source or WeightsSource()
+    searched = [Path(folder).expanduser() / name for folder in source.folders]
+    for candidate in searched:
+        if candidate.exists():
+            return candidate
     url = OFFICIAL_URLS.get(name, "")
     where = ", ".join(str(s) for s in searched) or "nowhere (VIDEOMDM_WEIGHTS_DIR is unset)"
-    if not url or _offline():
+    if not url or source.offline or not searched:
         why = "no official download URL" if not url else "downloads are disabled (offline)"
         raise WeightsNotFoundError(
             f"weights file {name!r} not found; looked in {where}; {why}. "
             f"Put the file in a folder and set VIDEOMDM_WEIGHTS_DIR to it."
         )
-    return _download(url, cache_dir() / name)
+    return _download(url, searched[-1])
 
 
 def _download(url: str, dest: Path) -> Path:

@@ -110,11 +110,19 @@ def save_lift_frame(
     fig.suptitle(title, fontsize=8)
     ax2d = fig.add_subplot(1, n_panels, 1)
     _draw_2d(ax2d, u[t], conf[t], _limits_2d(u, t))
-    _draw_3d(fig.add_subplot(1, n_panels, 2, projection="3d"), pred[t] - root(pred[t]),
-             f"3D output  (frame {t})", 0.9)  # fmt: skip
+    _draw_3d(
+        fig.add_subplot(1, n_panels, 2, projection="3d"),
+        pred[t] - root(pred[t]),
+        f"3D output  (frame {t})",
+        0.9,
+    )
     if gt is not None:
-        _draw_3d(fig.add_subplot(1, n_panels, 3, projection="3d"), gt[t] - root(gt[t]),
-                 "ground truth", 0.9)  # fmt: skip
+        _draw_3d(
+            fig.add_subplot(1, n_panels, 3, projection="3d"),
+            gt[t] - root(gt[t]),
+            "ground truth",
+            0.9,
+        )
     fig.savefig(path)
     plt.close(fig)
     return path

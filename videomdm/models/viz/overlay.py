@@ -1,12 +1,20 @@
-"""Drawing for eyeballing perception: boxes, track ids, COCO-17 skeletons, contact sheets."""
+"""Drawing for eyeballing perception: boxes, track ids and COCO-17 skeletons over a video's
+frames, as an H.264 mp4 (``render_overlay``) or a PNG contact sheet (``render_sheet``)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
 
+import av
 import cv2
 import numpy as np
+
+from videomdm.models.perception.video import iter_frame_batches
+
+People = dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]  # frame -> boxes, kps, track ids
 
 # COCO-17 limbs as (joint, joint) index pairs, the usual COCO keypoint skeleton.
 COCO17_EDGES: tuple[tuple[int, int], ...] = (
@@ -119,3 +127,61 @@ def contact_sheet(
         r, c = divmod(i, cols)
         sheet[r * tile_h : r * tile_h + t.shape[0], c * tile_width : (c + 1) * tile_width] = t
     return sheet
+
+
+def render_overlay(
+    video_path: str, people: People, out: Path, max_frames: int | None = None
+) -> Path:
+    """An H.264 mp4 of the video with each frame's ``people`` drawn on."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(video_path) as c:
+        rate = c.streams.video[0].average_rate
+        fps = float(rate) if rate else 25.0
+    with av.open(str(out), "w") as container:
+        stream = None
+        for batch in iter_frame_batches(video_path, batch_size=16, max_frames=max_frames):
+            for idx, frame in zip(batch.indices, batch.frames, strict=True):
+                img = _draw(frame, people.get(int(idx)))
+                if stream is None:
+                    stream = _video_stream(container, img.shape[1], img.shape[0], fps)
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(_even(img), format="rgb24")))
+        if stream is not None:
+            container.mux(stream.encode(None))
+    return out
+
+
+def render_sheet(video_path: str, people: People, out: Path, n: int = 8, cols: int = 4) -> Path:
+    """A PNG contact sheet of ``n`` frames spread over the tracked part of the video."""
+    wanted = set(np.linspace(0, max(people) if people else 0, n).round().astype(int).tolist())
+    tiles, labels = [], []
+    for batch in iter_frame_batches(video_path, batch_size=16):
+        for idx, frame in zip(batch.indices, batch.frames, strict=True):
+            if int(idx) in wanted:
+                tiles.append(_draw(frame, people.get(int(idx))))
+                labels.append(f"frame {int(idx)}")
+    sheet = contact_sheet(tiles, cols=cols, tile_width=480, labels=labels)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(out), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    return out
+
+
+def _draw(frame: np.ndarray, people: tuple[np.ndarray, np.ndarray, np.ndarray] | None):
+    if people is None:
+        return frame
+    boxes, kps, ids = people
+    return draw_people(frame, boxes, kps, ids)
+
+
+def _video_stream(container, width: int, height: int, fps: float):
+    stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+    stream.width, stream.height = width - width % 2, height - height % 2
+    stream.pix_fmt = "yuv420p"
+    stream.options = {"crf": "23", "preset": "veryfast"}
+    return stream
+
+
+def _even(img: np.ndarray) -> np.ndarray:
+    """yuv420p needs even dimensions."""
+    return np.ascontiguousarray(
+        img[: img.shape[0] - img.shape[0] % 2, : img.shape[1] - img.shape[1] % 2]
+    )

@@ -98,10 +98,3 @@ def test_console_script_is_installed():
     exe = Path(sys.executable).parent / "videomdm"
     assert exe.exists()
     assert "ingest" in subprocess.run([exe, "--help"], capture_output=True, text=True).stdout
-
-
-def test_cli_guidance_choices_mirror_the_sampler():
-    from videomdm.cli.motion import Guidance
-    from videomdm.models.mdm.sampling import GUIDANCE_KINDS
-
-    assert tuple(g.value for g in Guidance) == GUIDANCE_KINDS

@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from videomdm.models.motion import bvh, cameras, mocap
-from videomdm.models.motion import rigs as mocap_sources
+from videomdm.models.motion import bvh, cameras, mocap, rigs
 from videomdm.models.motion.skeleton import (
     FLIP_PERM,
     JOINT_INDEX,
@@ -25,9 +24,7 @@ from videomdm.models.motion.skeleton import (
     root,
 )
 
-ASSETS = Path(
-    os.environ.get("VIDEOMDM_ASSETS", Path(__file__).resolve().parents[2] / "shared" / "assets")
-)
+ASSETS = Path(os.environ["VIDEOMDM_ASSETS"])
 MOCAP = ASSETS / "mocap"
 J = JOINT_INDEX
 UP = np.array([0.0, 1.0, 0.0])
@@ -50,8 +47,9 @@ LIMB_BONES = ((7, 5), (8, 6), (9, 7), (10, 8), (13, 11), (14, 12), (15, 13), (16
 def _need(rel: str) -> Path:
     path = MOCAP / rel
     if not path.exists():
-        pytest.skip(f"{path} is absent: these tests need the shared mocap assets "
-                    "(set VIDEOMDM_ASSETS)")  # fmt: skip
+        pytest.skip(
+            f"{path} is absent: these tests need the shared mocap assets (set VIDEOMDM_ASSETS)"
+        )
     return path
 
 
@@ -258,7 +256,7 @@ def test_face_matches_iclone_eye_joints() -> None:
 
 
 def test_label_sources_are_wired() -> None:
-    assert mocap_sources.label_for(Path("x/fair1_wave_hello.bvh"), "mixamo_bvh") == "wave hello"
+    assert rigs.label_for(Path("x/fair1_wave_hello.bvh"), "mixamo_bvh") == "wave hello"
 
 
 # --- cameras ----------------------------------------------------------------------------

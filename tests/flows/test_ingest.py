@@ -20,7 +20,7 @@ def _videos(lake_root: str) -> list[dict]:
 
 def test_ingests_both_sample_videos(sample_copy, lake_root):
     summary = ingest_flow(str(sample_copy), "samples", lake=lake_root)
-    assert summary["new"] == 2 and summary["failed"] == 0
+    assert summary.new == 2 and summary.failed == 0
     rows = {r["filename"]: r for r in _videos(lake_root)}
     sports, dancer = rows["sports2d_demo.mp4"], rows["mgt_dancer.avi"]
     assert (sports["width"], sports["height"], sports["fps"], sports["frame_count"]) == (
@@ -46,7 +46,7 @@ def test_rerun_adds_nothing(sample_copy, lake_root):
     ingest_flow(str(sample_copy), "samples", lake=lake_root)
     version = Lake(lake_root).version("videos")
     summary = ingest_flow(str(sample_copy), "samples", lake=lake_root)
-    assert summary["unchanged"] == 2 and summary["new"] == 0 and summary["updated"] == 0
+    assert summary.unchanged == 2 and summary.new == 0 and summary.updated == 0
     assert Lake(lake_root).version("videos") == version  # not even an empty commit
     assert len(_videos(lake_root)) == 2
 
@@ -57,7 +57,7 @@ def test_rename_keeps_id_and_updates_uri(sample_copy, lake_root):
     (sample_copy / "sub").mkdir()
     shutil.move(sample_copy / "mgt_dancer.avi", sample_copy / "sub" / "dancer_renamed.avi")
     summary = ingest_flow(str(sample_copy), "samples", lake=lake_root)
-    assert summary["updated"] == 1 and summary["new"] == 0
+    assert summary.updated == 1 and summary.new == 0
     rows = _videos(lake_root)
     assert len(rows) == 2
     moved = next(r for r in rows if r["video_id"] == before["mgt_dancer.avi"])
@@ -110,7 +110,7 @@ def test_bad_inputs_are_recorded_and_the_rest_go_on(sample_copy, lake_root, vide
         assert rows[name]["status"] == "failed", name
         assert rows[name]["error"], name
     assert rows["sports2d_demo.mp4"]["status"] == rows["mgt_dancer.avi"]["status"] == "ok"
-    assert summary["failed"] == len(bad)
+    assert summary.failed == len(bad)
     assert "unreadable" in rows["broken_link.mp4"]["error"]
     if os.geteuid() != 0:  # root reads a mode-000 file anyway
         assert "unreadable" in rows["locked.mkv"]["error"]

@@ -103,11 +103,16 @@ def test_release_event_triggers_retrain_on_that_release(tmp_path, assets):
             )
 
     try:
-        start("server", [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
-                         "--port", str(port)])  # fmt: skip
+        start(
+            "server",
+            [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        )
         _wait("the server", lambda: _api(url, "/health"), 120, procs, logs)
-        start("serve", [str(BIN / "videomdm"), "serve", "--only", "retrain",
-                        "--param", "retrain.steps=2"], PREFECT_API_URL=url)  # fmt: skip
+        start(
+            "serve",
+            [str(BIN / "videomdm"), "serve", "--only", "retrain", "--param", "retrain.steps=2"],
+            PREFECT_API_URL=url,
+        )
         _wait(
             "the retrain deployment and its automation",
             lambda: _api(url, "/deployments/filter", {}) and _api(url, "/automations/filter", {}),

@@ -12,17 +12,18 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from videomdm.models.mdm.data import MotionSample, canonical_camera, clean_samples, to_body_size
-from videomdm.models.mdm.denoiser import DenoiserConfig
-from videomdm.models.mdm.sampling import GUIDANCE_KINDS, GuidanceConfig, generate, reconstruct
-from videomdm.models.mdm.trainer import TrainConfig, Trainer, diffusion_loss, load_for_sampling
+from videomdm.models.mdm.config import GUIDANCE_KINDS, DenoiserConfig, GuidanceConfig, TrainConfig
+from videomdm.models.mdm.data import canonical_camera, clean_samples
+from videomdm.models.mdm.pipeline import VideoMDM
+from videomdm.models.mdm.sampling import generate
+from videomdm.models.mdm.trainer import Trainer, diffusion_loss, read_state
 from videomdm.models.motion.cameras import project, sample_cameras
 from videomdm.models.motion.features import features_to_joints, joints_to_features
 from videomdm.models.motion.mocap import load_mocap_dir
+from videomdm.models.motion.sample import MotionSample, to_body_size
 from videomdm.models.motion.skeleton import MAX_SIZE_FACTOR, body_size_factor
 
-TINY = DenoiserConfig.small(width=32, n_layers=1, n_heads=2, ff_dim=64, dropout=0.0,
-                            cond_drop_prob=0.0)  # fmt: skip
+TINY = DenoiserConfig(width=32, n_layers=1, n_heads=2, ff_dim=64, dropout=0.0, cond_drop_prob=0.0)
 FAST = TrainConfig(window=24, batch_size=4, steps=4, amp="none", log_every=1, warmup_steps=1)
 
 
@@ -59,13 +60,15 @@ def test_bad_samples_are_dropped_or_masked_and_the_loss_stays_finite(motions):
     good = _samples(motions[:3])
     nan_2d = dataclasses.replace(good[0], u=np.full_like(good[0].u, np.nan))
     behind = dataclasses.replace(good[1], t=good[1].t * np.array([1, 1, -1.0]))
-    empty = dataclasses.replace(good[2], joints=good[2].joints[:0], u=good[2].u[:0],
-                                conf=good[2].conf[:0])  # fmt: skip
+    empty = dataclasses.replace(
+        good[2], joints=good[2].joints[:0], u=good[2].u[:0], conf=good[2].conf[:0]
+    )
     nan_3d = dataclasses.replace(good[2], joints=good[2].joints * np.nan)
     kept, dropped = clean_samples([*good, nan_2d, behind, empty, nan_3d])
     assert len(kept) == 5 and dropped == {"too_short": 1, "nan_3d": 1}
-    tr = Trainer(kept, np.zeros((len(kept), 384), np.float32), TINY,
-                 dataclasses.replace(FAST, batch_size=16))  # fmt: skip
+    tr = Trainer(
+        kept, np.zeros((len(kept), 384), np.float32), TINY, dataclasses.replace(FAST, batch_size=16)
+    )
     logs = tr.train_step()
     assert np.isfinite(logs["total"]) and np.isfinite(logs["grad_norm"])
     assert logs["n_drop_nan_2d"] + logs["n_drop_behind_camera"] >= 1  # counted, not NaN
@@ -107,8 +110,9 @@ def _held_out(tr: Trainer, term: str) -> float:
 @pytest.mark.parametrize(("supervision", "term"), [("2d", "reproj_pos"), ("3d", "joints_3d")])
 def test_training_lowers_the_loss(motions, supervision, term):
     samples = _samples(motions)
-    cfg = dataclasses.replace(FAST, supervision=supervision, steps=60, batch_size=16, lr=1e-3,
-                              log_every=10)  # fmt: skip
+    cfg = dataclasses.replace(
+        FAST, supervision=supervision, steps=60, batch_size=16, lr=1e-3, log_every=10
+    )
     tr = Trainer(samples, np.zeros((len(samples), 384), np.float32), TINY, cfg)
     before = _held_out(tr, term)
     tr.fit()
@@ -124,9 +128,9 @@ def test_resume_continues_exactly(motions, tmp_path):
     straight.fit()
     first = Trainer(samples, cond, TINY, cfg)
     first.fit(steps=3)
-    torch.save(first.state_dict({"run_id": "x"}), tmp_path / "ckpt.pt")
+    first.save(str(tmp_path / "ckpt.pt"), {"run_id": "x"})
     resumed = Trainer(samples, cond, TINY, cfg)
-    resumed.load_state_dict(torch.load(tmp_path / "ckpt.pt", weights_only=True))
+    resumed.load_state_dict(read_state(str(tmp_path / "ckpt.pt")))
     resumed.fit()
     for a, b in zip(straight.raw_model.parameters(), resumed.raw_model.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
@@ -134,7 +138,7 @@ def test_resume_continues_exactly(motions, tmp_path):
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     with pytest.raises(ValueError, match="window"):
         Trainer(samples, cond, TINY, dataclasses.replace(cfg, window=30)).load_state_dict(
-            torch.load(tmp_path / "ckpt.pt", weights_only=True)
+            read_state(str(tmp_path / "ckpt.pt"))
         )
 
 
@@ -159,6 +163,7 @@ def _ddp_worker(rank: int, port: int, samples, cond, out) -> None:
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_ddp_on_two_cpu_processes_matches_one_process_with_the_doubled_batch(motions):
     samples = _samples(motions)
     cond = np.random.default_rng(0).normal(size=(len(samples), 384)).astype(np.float32)
@@ -179,36 +184,46 @@ def test_ddp_on_two_cpu_processes_matches_one_process_with_the_doubled_batch(mot
         np.testing.assert_allclose(ddp_state[k], v.numpy(), rtol=1e-4, atol=1e-5)
 
 
+def _rough(s: MotionSample, n: int = 50) -> MotionSample:
+    """The first ``n`` frames (two windows of 24 and a tail of 2), jittered by 8 cm."""
+    noise = np.random.default_rng(0).normal(0, 0.08, (n, 17, 3)).astype(np.float32)
+    return dataclasses.replace(s, joints=s.joints[:n] + noise, u=s.u[:n], conf=s.conf[:n])
+
+
+def _copying(tr: Trainer) -> VideoMDM:
+    """The trainer's model, with an x0 'denoiser' that returns its input."""
+    m = VideoMDM.from_checkpoint(tr.state_dict())
+    m.denoiser.forward = lambda x, *args, **kwargs: x  # type: ignore[method-assign]
+    return m
+
+
 @pytest.mark.parametrize("kind", GUIDANCE_KINDS)
 def test_generation_and_guided_reconstruction(motions, kind):
     samples = _samples(motions)
     cond = np.zeros((len(samples), 384), np.float32)
-    tr = Trainer(samples, cond, TINY, dataclasses.replace(FAST, steps=10, lr=1e-3))
+    raw = dataclasses.replace(FAST, steps=10, lr=1e-3, size_gauge=False)
+    tr = Trainer(samples, cond, TINY, raw)
     tr.fit()
-    model, norm, dcfg = load_for_sampling(tr.state_dict())
-    gen = generate(model, norm, dcfg, torch.zeros(2, 384), 2, 30, steps=5, guidance_scale=2.0)
+    m = VideoMDM.from_checkpoint(tr.state_dict())
+    z = torch.zeros(2, 384)
+    gen = generate(m.denoiser, m.normalizer, m.diffusion, z, 2, 30, steps=5, guidance_scale=2.0)
     assert gen.shape == (2, 30, 17, 3) and np.isfinite(gen).all()
-    s = samples[0]
-    n = 50  # two windows of 24 frames and a tail joined to the last
-    rough = s.joints[:n] + np.random.default_rng(0).normal(0, 0.08, (n, 17, 3)).astype(np.float32)
-    out = reconstruct(model, norm, dcfg, rough, s.u[:n], s.conf[:n], s.R, s.t, window=24,
-                      cfg=GuidanceConfig(kind=kind, steps=5, iters=5, final_iters=50))  # fmt: skip
-    assert out.shape == (n, 17, 3) and np.isfinite(out).all()
+    rough = _rough(samples[0])
+    cfg = GuidanceConfig(kind=kind, steps=5, iters=5, final_iters=50)
+    out = m.reconstruct(rough, cfg).in_world_of(rough)
+    assert out.shape == rough.joints.shape and np.isfinite(out).all()
 
     def err2d(j):
-        u, _ = project(j.astype(np.float64) @ s.R.T + s.t)
-        return np.linalg.norm(u - s.u[:n], axis=-1).mean()
+        u, _ = project(j.astype(np.float64) @ rough.R.T + rough.t)
+        return np.linalg.norm(u - rough.u, axis=-1).mean()
 
     if kind == "adam":  # fits x0 itself: tighter than the rough motion's 2D
-        assert err2d(out) < 0.5 * err2d(rough)
+        assert err2d(out) < 0.5 * err2d(rough.joints)
     else:  # with no step it is exactly the unguided DDIM sampler
         # fp32: the no-grad path takes the encoder's fused inference kernels, DPS cannot
         dps0 = GuidanceConfig(kind="dps", steps=5, dps_scale=0.0, amp="none")
         adam0 = GuidanceConfig(kind="adam", steps=5, iters=0, final_iters=0, amp="none")
-        free = reconstruct(model, norm, dcfg, rough, s.u[:n], s.conf[:n], s.R, s.t, window=24,
-                           cfg=dps0)  # fmt: skip
-        plain = reconstruct(model, norm, dcfg, rough, s.u[:n], s.conf[:n], s.R, s.t, window=24,
-                            cfg=adam0)  # fmt: skip
+        free, plain = (m.reconstruct(rough, c).joints for c in (dps0, adam0))
         np.testing.assert_allclose(free, plain, atol=1e-4)
 
 
@@ -217,43 +232,35 @@ def test_reconstruction_with_a_copying_denoiser_returns_its_input(motions):
     the caller's world frame) is exact: an x0 'denoiser' that returns its input, started at the
     last timestep, gives back the initial motion, also where it is far from the keypoints."""
     samples = _samples(motions)
-    tr = Trainer(samples, np.zeros((len(samples), 384), np.float32), TINY, FAST)
-    model, norm, dcfg = load_for_sampling(tr.state_dict())
-    model.forward = lambda x, *args, **kwargs: x  # type: ignore[method-assign]
-    s = samples[0]
-    n = 50  # two windows of 24 frames and a tail joined to the last
-    rough = s.joints[:n] + np.random.default_rng(0).normal(0, 0.08, (n, 17, 3)).astype(np.float32)
+    no_gauge = dataclasses.replace(FAST, size_gauge=False)
+    m = _copying(Trainer(samples, np.zeros((len(samples), 384), np.float32), TINY, no_gauge))
+    rough = _rough(samples[0])
     cfg = GuidanceConfig(kind="dps", dps_scale=0.0, strength=1e-3, amp="none")  # t = 0 only
-    out = reconstruct(model, norm, dcfg, rough, s.u[:n], s.conf[:n], s.R, s.t, None, 24, cfg)
-    err = np.linalg.norm(out - rough, axis=-1)
+    out = m.reconstruct(rough, cfg)
+    np.testing.assert_allclose(out.t, rough.t)  # no gauge: the same world
+    err = np.linalg.norm(out.joints - rough.joints, axis=-1)
     # measured: 7.6 mm mean, 29 mm max (the noise left at t = 0, integrated along the
     # trajectory); reading the camera rotation the wrong way round gives 68 mm / 121 mm
     assert err.mean() < 0.02 and err.max() < 0.06, (err.mean(), err.max())  # metres
 
 
-def test_evaluation_reconstructs_in_the_gauge_and_scores_in_the_camera_frame(motions, monkeypatch):
+def test_evaluation_reconstructs_in_the_gauge_and_scores_in_the_camera_frame(motions):
     """A lifter that makes the body 30% too big, and a copying denoiser: in the gauge the
-    evaluation's reconstruction has the true size and lies where the truth does in the camera
-    frame; without the gauge it keeps the lifter's size."""
-    from videomdm.models.evaluation.protocol import View, to_camera
-    from videomdm.tasks import evaluate
+    reconstruction has the true size and lies where the truth does in the camera frame;
+    without the gauge it keeps the lifter's size."""
+    from videomdm.models.evaluation.protocol import to_camera
 
     s = _samples(motions[:1])[0]
     n = 50
     s = dataclasses.replace(s, joints=s.joints[:n], u=s.u[:n], conf=s.conf[:n])
     big = dataclasses.replace(s, joints=s.joints * 1.3, t=s.t * 1.3)
-    view = View(lifted=big, truth=s, truth_cam=to_camera(s.joints, s))
-    tr = Trainer([s], np.zeros((1, 384), np.float32), TINY, FAST)
-    model, norm, dcfg = load_for_sampling(tr.state_dict())
-    model.forward = lambda x, *args, **kwargs: x  # type: ignore[method-assign]
-    monkeypatch.setattr(evaluate, "load_for_sampling", lambda *a: (model, norm, dcfg))
     copy = GuidanceConfig(kind="dps", dps_scale=0.0, strength=1e-3, amp="none")  # t = 0 only
-    expected = body_size_factor(s.joints) * view.truth_cam  # the truth in the gauge
+    expected = body_size_factor(s.joints) * to_camera(s.joints, s)  # the truth in the gauge
     err = {}
     for gauge in (True, False):
-        state = tr.state_dict()
-        state["train_config"]["size_gauge"] = gauge
-        cam = to_camera(evaluate._reconstructor(state, copy, "cpu")(view), big)
+        cfg = dataclasses.replace(FAST, size_gauge=gauge)
+        m = _copying(Trainer([s], np.zeros((1, 384), np.float32), TINY, cfg))
+        cam = to_camera(m.reconstruct(big, copy).in_world_of(big), big)
         err[gauge] = np.linalg.norm(cam - expected, axis=-1).mean()
     # gauged: the copy's few mm (measured 4 mm); not: the lifter's 30% too big (1.0 m)
     assert err[True] < 0.02 and err[False] > 0.5, err  # metres

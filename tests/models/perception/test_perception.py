@@ -10,6 +10,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from videomdm.models.perception.config import PerceptionConfig
 from videomdm.models.perception.detection import (
     Detections,
     YoloPoseConfig,
@@ -21,7 +22,6 @@ from videomdm.models.perception.detection import (
     nms,
 )
 from videomdm.models.perception.pipeline import (
-    PerceptionConfig,
     PersonFrames,
     extractor_id,
     frame_budget,
@@ -39,15 +39,14 @@ from videomdm.models.perception.tracking import (
     keep_long_tracks,
 )
 from videomdm.models.perception.video import VideoDecodeError, iter_frame_batches, probe_video
-from videomdm.models.viz.overlay import contact_sheet, draw_people
+from videomdm.models.perception.weights import WeightsSource
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
-ASSETS = Path(
-    os.environ.get("VIDEOMDM_ASSETS", Path(__file__).resolve().parents[2] / "shared" / "assets")
-)
-WEIGHTS = str(ASSETS / "weights")
+ASSETS = Path(os.environ["VIDEOMDM_ASSETS"])
+WEIGHTS_DIR = str(ASSETS / "weights")
+WEIGHTS = WeightsSource((WEIGHTS_DIR,), offline=True)
 SPORTS = ASSETS / "videos" / "sports2d_demo.mp4"
 DANCER = ASSETS / "videos" / "mgt_dancer.avi"
 needs_assets = pytest.mark.skipif(
@@ -131,7 +130,7 @@ def test_rotation_is_applied(tmp_path: Path) -> None:
     path = tmp_path / "rotated.mp4"
     _write_rotated_clip(path, 90)  # display matrix: rotate 90 deg counter-clockwise
     assert probe_video(path).rotation == 90
-    assert (probe_video(path).width, probe_video(path).height) == (32, 64)
+    assert probe_video(path).upright_size == (32, 64)
     frames = np.concatenate([b.frames for b in iter_frame_batches(path, 2)])
     assert frames.shape == (5, 64, 32, 3)
     # counter-clockwise: the stored top-left corner ends up bottom-left
@@ -161,7 +160,9 @@ def test_yolo_pose_pipeline_matches_direct_onnx_run() -> None:
     assert len(dets) == 4 and len(dets[0]) >= 1
     # direct: one frame, a plain session, the raw anchor with the best person score
     img, lb = letterbox(frames[0], 640)
-    sess = ort.InferenceSession(f"{WEIGHTS}/yolo11n-pose.onnx", providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(
+        f"{WEIGHTS_DIR}/yolo11n-pose.onnx", providers=["CPUExecutionProvider"]
+    )
     x = (img.astype(np.float32) / 255.0).transpose(2, 0, 1)[None]
     raw = sess.run(None, {"images": x})[0][0]  # (56, A)
     best = raw[:, raw[4].argmax()]
@@ -176,7 +177,7 @@ def test_yolo_pose_pipeline_matches_direct_onnx_run() -> None:
 
 @needs_assets
 def test_yolox_detects_people_on_sports2d() -> None:
-    det = YoloxDetector(weights_dir=WEIGHTS)
+    det = YoloxDetector(weights=WEIGHTS)
     try:
         dets = det.detect(first_frames(SPORTS, 2))
     finally:
@@ -303,13 +304,3 @@ def test_vitpose_backend_in_pipeline() -> None:
         list(run_perception(SPORTS, cfg, WEIGHTS, pose_estimator=tiny_vitpose()))
     )
     assert len(rows) >= 4 and rows.kp.shape[1:] == (17, 3)
-
-
-def test_render_and_contact_sheet() -> None:
-    frame = np.zeros((120, 160, 3), np.uint8)
-    kp = np.zeros((1, 17, 3), np.float32)
-    kp[0, :, 0], kp[0, :, 1], kp[0, :, 2] = np.linspace(20, 140, 17), 60, 1.0
-    out = draw_people(frame, np.array([[10, 10, 150, 110]]), kp, np.array([7]))
-    assert out.shape == frame.shape and out.any() and not frame.any()
-    sheet = contact_sheet([out, frame, out], cols=2, tile_width=80)
-    assert sheet.shape == (2 * 60, 160, 3)

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from prefect.flows import load_flow_from_entrypoint
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_deployments_point_at_real_flows():
@@ -66,7 +66,7 @@ def test_serve_builds_the_same_deployments_with_overrides():
     assert set(deps) == {
         d["name"] for d in yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]
     }
-    assert deps["retrain"].entrypoint == "videomdm.flows.release.retrain_flow"
+    assert deps["retrain"].entrypoint == "videomdm.flows.train.retrain_flow"
     assert len(deps["retrain"].triggers) == 1 and len(deps["ingest-collection"].schedules) == 1
     (only,) = runner_deployments(
         ROOT / "prefect.yaml", ["retrain"], parse_overrides(["retrain.steps=2"])

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from videomdm.models.evaluation import lifter as le
 from videomdm.models.evaluation import metrics as mt
 from videomdm.models.lifter import network as lf
 from videomdm.models.lifter import train as lt
@@ -18,12 +19,11 @@ from videomdm.models.motion.cameras import Intrinsics, project, sample_cameras, 
 from videomdm.models.motion.mocap import MocapClip, load_mocap_file
 from videomdm.models.motion.skeleton import root
 
-ASSETS = Path(
-    os.environ.get("VIDEOMDM_ASSETS", Path(__file__).resolve().parents[2] / "shared" / "assets")
-)
+ASSETS = Path(os.environ["VIDEOMDM_ASSETS"])
 MOCAP = ASSETS / "mocap"
-TINY = lf.LifterConfig(channels=64, dilations=(1, 3, 9), batch_size=16, window=41,
-                       cameras_per_clip=4, lr=3e-3)  # fmt: skip
+TINY = lf.LifterConfig(
+    channels=64, dilations=(1, 3, 9), batch_size=16, window=41, cameras_per_clip=4, lr=3e-3
+)
 
 
 def _track(n: int, rng: np.random.Generator, score: float = 0.9) -> np.ndarray:
@@ -38,10 +38,15 @@ def _track(n: int, rng: np.random.Generator, score: float = 0.9) -> np.ndarray:
 
 def test_clips_split_fill_and_drop() -> None:
     rng = np.random.default_rng(0)
-    frames = np.concatenate([np.arange(0, 40), np.arange(45, 100),  # 5-frame hole: filled
-                             np.arange(130, 200),  # 30-frame gap before: split
-                             np.arange(300, 310),  # too short: dropped
-                             np.arange(400, 460)])  # fmt: skip
+    frames = np.concatenate(
+        [
+            np.arange(0, 40),
+            np.arange(45, 100),  # 5-frame hole: filled
+            np.arange(130, 200),  # 30-frame gap before: split
+            np.arange(300, 310),  # too short: dropped
+            np.arange(400, 460),
+        ]
+    )
     kp = _track(len(frames), rng)
     kp[frames >= 400, :, 2] = 0.1  # unsure: dropped
     kp[3, 5, :2] = np.nan  # one lost keypoint
@@ -101,8 +106,8 @@ def test_baseline_recovers_a_flat_pose_at_known_depth() -> None:
     gt = _poses(5)
     gt[..., 2] = 4.0  # every joint at 4 m: a flat profile is exact
     u, _ = project(gt)
-    assert mt.mpjpe(mt.fixed_depth_backproject(u, depth=4.0), gt, root_align=False) < 1e-6
-    est = mt.fixed_depth_backproject(u)  # depth from bone lengths: finite and sensible
+    assert mt.mpjpe(le.fixed_depth_backproject(u, depth=4.0), gt, root_align=False) < 1e-6
+    est = le.fixed_depth_backproject(u)  # depth from bone lengths: finite and sensible
     assert np.isfinite(est).all() and 0.5 < np.median(est[..., 2]) < 50
 
 
@@ -140,8 +145,10 @@ def _need_mocap(*rel: str) -> list[MocapClip]:
     paths = [MOCAP / r for r in rel]
     missing = [p for p in paths if not p.exists()]
     if missing:
-        pytest.skip(f"{missing[0]} is absent: these tests need the shared mocap assets "
-                    "(set VIDEOMDM_ASSETS)")  # fmt: skip
+        pytest.skip(
+            f"{missing[0]} is absent: these tests need the shared mocap assets "
+            "(set VIDEOMDM_ASSETS)"
+        )
     return [c for c in (load_mocap_file(p) for p in paths) if c is not None]
 
 
@@ -178,9 +185,9 @@ def small_mocap() -> tuple[list[MocapClip], list[MocapClip]]:
 def test_tiny_lifter_beats_the_baseline_and_round_trips(small_mocap, tmp_path) -> None:
     train, val = small_mocap
     torch.manual_seed(0)
-    model, hist = lt.train_lifter(train, val, TINY, steps=300, progress=False, num_threads=1)
+    model, hist = lt.train_lifter(train, val, TINY, steps=300, num_threads=1)
     assert hist["step"][-1] == 300 and np.isfinite(hist["val_mpjpe_mm"]).all()
-    res = mt.evaluate_lifter(model, val, np.random.default_rng(7), cameras_per_clip=2)
+    res = le.evaluate_lifter(model, val, np.random.default_rng(7), cameras_per_clip=2)
     assert res["mpjpe_mm"] < res["baseline_mpjpe_mm"], res
     assert res["noisy_mpjpe_mm"] < res["baseline_noisy_mpjpe_mm"], res
     assert res["pa_mpjpe_mm"] < res["baseline_pa_mpjpe_mm"], res

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -9,18 +10,19 @@ import numpy as np
 import pytest
 import torch
 
-from videomdm.models.mdm import losses, text_encoder
-from videomdm.models.mdm import schedulers as diffusion
-from videomdm.models.mdm.denoiser import Denoiser, DenoiserConfig, FastDropout
-from videomdm.models.motion import features as motion_repr
+from videomdm.config import preset
+from videomdm.models.mdm import losses, schedulers, text_encoder
+from videomdm.models.mdm.config import DenoiserConfig, DiffusionConfig
+from videomdm.models.mdm.denoiser import Denoiser, FastDropout
+from videomdm.models.motion import features
 from videomdm.models.motion.cameras import project, sample_cameras, world_to_camera
-from videomdm.models.motion.features import FEATURE_DIM, Normalizer
+from videomdm.models.motion.layout import FEATURE_DIM
 from videomdm.models.motion.mocap import load_mocap_dir
 from videomdm.models.motion.skeleton import root
 
-ASSETS = Path(
-    os.environ.get("VIDEOMDM_ASSETS", Path(__file__).resolve().parents[2] / "shared" / "assets")
-)
+SMALL = preset("small")[0]
+
+ASSETS = Path(os.environ["VIDEOMDM_ASSETS"])
 MOCAP_DIRS = ("cmu_bvh_subject131", "animated_drawings_bvh", "humanml3d_sample")
 
 
@@ -33,47 +35,11 @@ def mocap() -> list[np.ndarray]:
     return [c.joints for c in clips]
 
 
-# --- motion representation ----------------------------------------------------------------
-
-
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_round_trip_real_mocap(mocap, dtype):
-    for joints in mocap:
-        feats = torch.as_tensor(motion_repr.joints_to_features(joints), dtype=dtype)
-        back = motion_repr.features_to_joints(feats[None])[0].double().numpy()  # (T, 17, 3)
-        assert np.abs(back - motion_repr.canonicalize(joints)).max() < 1e-5
-
-
-def test_features_padding_and_layout(mocap):
-    a, b = (motion_repr.joints_to_features(j) for j in mocap[:2])
-    n = max(len(a), len(b))
-    batch = torch.zeros(2, n, FEATURE_DIM)
-    batch[0, : len(a)], batch[1, : len(b)] = torch.as_tensor(a), torch.as_tensor(b)
-    out = motion_repr.features_to_joints(batch)  # (2, n, 17, 3)
-    assert torch.allclose(
-        out[1, : len(b)], motion_repr.features_to_joints(torch.as_tensor(b)[None])[0]
-    )
-    assert sum(s.stop - s.start for s in motion_repr.FEATURE_LAYOUT.values()) == FEATURE_DIM
-    with pytest.raises(ValueError):
-        motion_repr.joints_to_features(np.zeros((10, 16, 3)))
-
-
-def test_normalizer_round_trip(mocap, tmp_path):
-    feats = [motion_repr.joints_to_features(j) for j in mocap]
-    norm = Normalizer.fit(feats)
-    x = torch.as_tensor(feats[0])
-    z = norm.normalize(x)
-    assert z.mean().abs() < 1.0 and torch.allclose(norm.denormalize(z), x, atol=1e-5)
-    norm.save(tmp_path / "norm.pt")
-    loaded = Normalizer.load(tmp_path / "norm.pt")
-    assert torch.equal(loaded.mean, norm.mean) and torch.equal(loaded.std, norm.std)
-
-
 # --- schedulers ---------------------------------------------------------------------------
 
 
 def test_schedule_and_add_noise():
-    sched = diffusion.DDPMScheduler()
+    sched = schedulers.DDPMScheduler()
     assert len(sched.timesteps) == 50 and sched.config.schedule == "cosine"
     assert torch.all(sched.alphas_cumprod.diff() < 0) and sched.alphas_cumprod[-1] < 1e-3
     x0, noise = torch.randn(4, 30, 8), torch.randn(4, 30, 8)
@@ -95,21 +61,21 @@ def test_schedule_and_add_noise():
     assert torch.allclose(sched.convert(v, x_t, t, "v", "epsilon"), noise, atol=1e-3)
     assert torch.allclose(sched.convert(eps, x_t, t, "epsilon", "v"), v_true, atol=1e-3)
     with pytest.raises(ValueError, match="cosine"):
-        diffusion.DiffusionConfig(schedule="quadratic")
+        DiffusionConfig(schedule="quadratic")
 
 
 @pytest.mark.parametrize("kind,steps", [("ddim", 50), ("ddim", 10), ("ddpm", None)])
 def test_oracle_model_recovers_x0(kind, steps):
-    sched = diffusion.make_scheduler(kind, num_inference_steps=steps)
+    sched = schedulers.make_scheduler(kind, num_inference_steps=steps)
     x0 = torch.randn(3, 20, FEATURE_DIM)
-    out = diffusion.sample(
+    out = schedulers.sample(
         lambda x, t, c, d: x0, x0.shape, sched, generator=torch.Generator().manual_seed(0)
     )
     assert torch.allclose(out, x0, atol=1e-5)
 
 
 def test_ddim_reads_next_step_from_array():
-    sched = diffusion.DDIMScheduler(num_inference_steps=10)
+    sched = schedulers.DDIMScheduler(num_inference_steps=10)
     assert sched.timesteps.tolist() == [49, 44, 39, 34, 29, 24, 19, 14, 9, 4]
     assert sched.prev_timestep(9) == 4 and sched.prev_timestep(4) == -1
     x0, x_t = torch.randn(2, 5, 3), torch.randn(2, 5, 3)
@@ -119,13 +85,13 @@ def test_ddim_reads_next_step_from_array():
     with pytest.raises(ValueError):
         sched.step(x0, 25, x_t)
     with pytest.raises(ValueError, match="ddim"):
-        diffusion.make_scheduler("euler")
+        schedulers.make_scheduler("euler")
 
 
 def test_posterior_sampling_step_descends_the_loss():
     """Through an identity denoiser (x0_hat = x_t) one DPS step straight to x0 is a normalised
     gradient step on x_t: the loss must fall, and more for a larger step."""
-    sched = diffusion.DDIMScheduler(diffusion.DiffusionConfig(), 1)  # one step: t = 49 -> x0
+    sched = schedulers.DDIMScheduler(DiffusionConfig(), 1)  # one step: t = 49 -> x0
     target = torch.randn(3, 10, 4)
 
     def loss_fn(z):
@@ -135,7 +101,7 @@ def test_posterior_sampling_step_descends_the_loss():
     before = loss_fn(x_t)
     after = [
         loss_fn(
-            diffusion.sample(
+            schedulers.sample(
                 lambda x, t, c, d: x,
                 x_t.shape,
                 sched,
@@ -143,7 +109,7 @@ def test_posterior_sampling_step_descends_the_loss():
                 posterior_loss=loss_fn,
                 posterior_scale=k,
             )
-        )  # fmt: skip
+        )
         for k in (0.1, 0.5)
     ]
     assert torch.all(after[0] < before) and torch.all(after[1] < after[0])
@@ -151,16 +117,16 @@ def test_posterior_sampling_step_descends_the_loss():
 
 def test_classifier_free_guidance_and_hook():
     assert torch.equal(
-        diffusion.cfg_combine(torch.ones(2), torch.zeros(2), 2.5), torch.full((2,), 2.5)
+        schedulers.cfg_combine(torch.ones(2), torch.zeros(2), 2.5), torch.full((2,), 2.5)
     )
 
     def model_fn(x, t, cond, drop):  # conditional output 1, unconditional 0
         on = torch.ones(x.shape[0]) if drop is None else (~drop).float()
         return on[:, None, None].expand_as(x) * (cond[:, :1, None] if cond is not None else 0)
 
-    sched = diffusion.DDIMScheduler(num_inference_steps=1)  # one step: the result is x0_hat
+    sched = schedulers.DDIMScheduler(num_inference_steps=1)  # one step: the result is x0_hat
     cond = torch.ones(2, 384)
-    out = diffusion.sample(model_fn, (2, 4, 3), sched, guidance_scale=2.5, cond=cond)
+    out = schedulers.sample(model_fn, (2, 4, 3), sched, guidance_scale=2.5, cond=cond)
     assert torch.allclose(out, torch.full_like(out, 2.5))
     seen: list[int] = []
 
@@ -168,8 +134,8 @@ def test_classifier_free_guidance_and_hook():
         seen.append(t)
         return torch.zeros_like(x0_hat)
 
-    sched = diffusion.DDIMScheduler(num_inference_steps=5)
-    out = diffusion.sample(model_fn, (2, 4, 3), sched, 3.0, cond, guidance_fn=hook)
+    sched = schedulers.DDIMScheduler(num_inference_steps=5)
+    out = schedulers.sample(model_fn, (2, 4, 3), sched, 3.0, cond, guidance_fn=hook)
     assert seen == sched.timesteps.tolist() and torch.allclose(
         out, torch.zeros_like(out), atol=1e-6
     )
@@ -180,7 +146,7 @@ def test_classifier_free_guidance_and_hook():
 
 def test_denoiser_shapes_and_padding_invariance():
     torch.manual_seed(0)
-    model = Denoiser(DenoiserConfig.small()).eval()
+    model = Denoiser(SMALL).eval()
     x, t, cond = torch.randn(2, 20, FEATURE_DIM), torch.tensor([3, 40]), torch.randn(2, 384)
     with torch.no_grad():
         ref = model(x, t, cond)
@@ -191,12 +157,15 @@ def test_denoiser_shapes_and_padding_invariance():
         assert torch.allclose(out[:, :20], ref, atol=1e-5)
         dropped = model(x, t, cond, drop_cond=torch.tensor([True, True]))
         assert torch.allclose(dropped, model(x, t, None), atol=1e-6)
-    labels = Denoiser(DenoiserConfig.small(cond_mode="label", num_labels=7))
+    labels = Denoiser(dataclasses.replace(SMALL, cond_mode="label", num_labels=7))
     assert labels(x, t, torch.tensor([1, 6])).shape == x.shape
     with pytest.raises(ValueError, match="text"):
         DenoiserConfig(cond_mode="audio")
-    paper = DenoiserConfig.paper()
+    paper, cfg = preset("paper")
     assert (paper.n_layers, paper.width, paper.n_heads, paper.ff_dim) == (8, 512, 4, 1024)
+    assert (cfg.window, cfg.batch_size) == (120, 64)
+    with pytest.raises(ValueError, match="small"):
+        preset("huge")
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -215,13 +184,13 @@ def test_fast_dropout_matches_nn_dropout_statistics(dtype):
     assert torch.equal(drop(x), y)  # the global generator seeds it
     assert torch.equal(drop.eval()(x), x)
     assert FastDropout(1.0).train()(x).abs().sum() == 0
-    layer = Denoiser(DenoiserConfig.small()).encoder.layers[0]
+    layer = Denoiser(SMALL).encoder.layers[0]
     assert all(isinstance(m, FastDropout) for m in (layer.dropout, layer.dropout1, layer.dropout2))
 
 
 def test_condition_dropped_during_training():
     torch.manual_seed(0)
-    model = Denoiser(DenoiserConfig.small(dropout=0.0, cond_drop_prob=0.5)).train()
+    model = Denoiser(dataclasses.replace(SMALL, dropout=0.0, cond_drop_prob=0.5)).train()
     x, t, cond = torch.randn(64, 6, FEATURE_DIM), torch.full((64,), 10), torch.randn(64, 384)
     with torch.no_grad():
         train_out = model(x, t, cond)
@@ -233,16 +202,16 @@ def test_condition_dropped_during_training():
 def test_train_step_end_to_end(mocap):
     """Features -> noise -> denoiser -> joints -> reprojection loss -> finite gradients."""
     torch.manual_seed(0)
-    model = Denoiser(DenoiserConfig.small(cond_mode="none"))
-    sched = diffusion.DDPMScheduler()
-    x0 = torch.stack([torch.as_tensor(motion_repr.joints_to_features(j[:30])) for j in mocap[:2]])
+    model = Denoiser(dataclasses.replace(SMALL, cond_mode="none"))
+    sched = schedulers.DDPMScheduler()
+    x0 = torch.stack([torch.as_tensor(features.joints_to_features(j[:30])) for j in mocap[:2]])
     t = torch.randint(0, 50, (2,))
     x0_hat = model(sched.add_noise(x0, torch.randn_like(x0), t), t)
-    joints = motion_repr.features_to_joints(x0_hat)  # (2, 30, 17, 3)
+    joints = features.features_to_joints(x0_hat)  # (2, 30, 17, 3)
     R, tr = (
         torch.as_tensor(a, dtype=torch.float32) for a in sample_cameras(2, np.random.default_rng(0))
     )
-    u, _ = project(world_to_camera(motion_repr.features_to_joints(x0), R[:, None], tr[:, None]))
+    u, _ = project(world_to_camera(features.features_to_joints(x0), R[:, None], tr[:, None]))
     terms = losses.reprojection_loss(
         joints, R, tr, u, torch.ones(2, 30, 17), torch.ones(2, 30, dtype=torch.bool)
     )
@@ -282,8 +251,12 @@ def test_losses_never_nan_and_count_drops():
     total.backward()
     assert torch.isfinite(total) and total > 0 and torch.isfinite(joints.grad).all()
     assert {k: int(logs[f"n_drop_{k}"]) for k in losses.DROP_REASONS} == {
-        "empty": 1, "bad_camera": 1, "nan_2d": 1, "behind_camera": 1, "few_joints": 1,
-    }  # fmt: skip
+        "empty": 1,
+        "bad_camera": 1,
+        "nan_2d": 1,
+        "behind_camera": 1,
+        "few_joints": 1,
+    }
     per = losses.reprojection_loss(joints, R, t, u, conf, mask, reduction="none")["reproj_pos"]
     assert per[[0, 6]].gt(0).all() and per[1:6].eq(0).all()
     nothing = losses.reprojection_loss(joints, R, t, u, conf, torch.zeros_like(mask))

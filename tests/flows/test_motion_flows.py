@@ -29,27 +29,27 @@ def walk(assets):
 def test_clips_train_lift_eval(lake_root, walk, assets):
     vid = fake_video(lake_root, walk.joints)
     r = clips_flow(lake=lake_root)
-    assert r["clips"] == 1
+    assert r.clips == 1
     clip = run_sql(Lake(lake_root), "select * from clips").to_pylist()[0]
     assert clip["video_id"] == vid and clip["n_frames"] == len(walk.joints)
     assert len(clip["u"]) == clip["n_frames"] * 34 and clip["filled_frames"] > 0
-    assert clips_flow(lake=lake_root)["videos"] == 0  # idempotent
+    assert clips_flow(lake=lake_root).videos == 0  # idempotent
 
     mocap = str(assets / "mocap" / "cmu_bvh_subject131")
     trained = train_lifter_flow([mocap], steps=40, lake=lake_root)
     run = run_sql(Lake(lake_root), "select * from runs").to_pylist()[0]
     assert run["kind"] == "train-lifter" and run["status"] == "ok"
     assert json.loads(run["metrics_json"])["val_clips"]
-    assert trained["checkpoint"].endswith(".pt")
+    assert trained.checkpoint_uri.endswith(".pt")
 
     lifted = lift_flow(lake=lake_root)
-    assert lifted["motions"] == 1
+    assert lifted.motions == 1
     m = run_sql(Lake(lake_root), "select * from motions").to_pylist()[0]
     joints = np.asarray(m["joints"]).reshape(-1, 17, 3)
     assert joints.shape[0] == clip["n_frames"] and np.isfinite(joints).all()
     R = np.asarray(m["cam_R"]).reshape(3, 3)  # noqa: N806
     assert np.allclose(R @ R.T, np.eye(3), atol=1e-4) and np.linalg.det(R) > 0
-    assert lift_flow(lake=lake_root)["videos"] == 0  # idempotent
+    assert lift_flow(lake=lake_root).videos == 0  # idempotent
 
     scores = eval_lifter_flow([mocap], split="all", lake=lake_root)
     for k in (
@@ -78,15 +78,15 @@ def test_videomdm_train_resume_generate_reconstruct(lake_root, walk, assets, tmp
     first = train_flow(steps=3, lake=lake_root)
     run = run_sql(lake, "select * from runs where kind = 'train'").to_pylist()[0]
     config = json.loads(run["config_json"])
-    assert run["status"] == "ok" and run["checkpoint_uri"] == first["checkpoint"]
+    assert run["status"] == "ok" and run["checkpoint_uri"] == first.checkpoint
     assert config["lineage"]["lifter_id"].startswith("lifter-") and config["lineage"]["clip_ids"]
-    resumed = train_flow(steps=5, lake=lake_root, resume=first["run_id"])
-    assert resumed["run_id"] == first["run_id"] and resumed["metrics"]["step"] == 5
+    resumed = train_flow(steps=5, lake=lake_root, resume=first.run_id)
+    assert resumed.run_id == first.run_id and resumed.step == 5
 
     gen = generate_flow("a person walks", n=2, seconds=1.0, out=str(tmp_path), lake=lake_root)
-    motion = np.load(gen["npy"][0])
+    motion = np.load(gen.motions[0].npy)
     assert motion.shape == (30, 17, 3) and np.isfinite(motion).all()
-    assert all((tmp_path / p).exists() for p in gen["animations"])
+    assert all((tmp_path / g.animation).exists() for g in gen.motions)
     assert run_sql(lake, "select count(*) n from generations").column("n")[0].as_py() == 2
 
     clip_id = run_sql(lake, "select clip_id from clips").column("clip_id")[0].as_py()

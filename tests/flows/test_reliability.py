@@ -53,10 +53,23 @@ def short_video(tmp_path_factory, videos_dir) -> Path:
     """The first 4 s of sports2d_demo (two people; the extract takes seconds, not tens)."""
     d = tmp_path_factory.mktemp("short_video")
     subprocess.run(
-        ["ffmpeg", "-loglevel", "error", "-y", "-i", str(videos_dir / "sports2d_demo.mp4"),
-         "-t", "4", "-c:v", "libx264", "-preset", "ultrafast", str(d / "sports4s.mp4")],
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-y",
+            "-i",
+            str(videos_dir / "sports2d_demo.mp4"),
+            "-t",
+            "4",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            str(d / "sports4s.mp4"),
+        ],
         check=True,
-    )  # fmt: skip
+    )
     return d
 
 

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from videomdm.models.perception.probe import VideoProbeError, probe_video
+from videomdm.models.perception.video import VideoDecodeError, probe_video
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def test_truncated_file_with_index_in_front_is_caught(faststart_mp4, tmp_path, k
     data = faststart_mp4.read_bytes()
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[: int(len(data) * keep)])
-    with pytest.raises(VideoProbeError, match="truncated|Invalid data"):
+    with pytest.raises(VideoDecodeError, match="truncated|Invalid data"):
         probe_video(str(cut))
 
 

@@ -36,7 +36,7 @@ def test_release_pins_every_data_table_and_its_rows(lake_root):
     _add_keypoints(lake, "a", 5)
     r = create_release(lake, "r1", notes="first")
     assert (
-        set(r["table_versions"])
+        set(r.table_versions)
         == set(PINNED)
         == {
             "videos",
@@ -46,11 +46,11 @@ def test_release_pins_every_data_table_and_its_rows(lake_root):
             "markers",
         }
     )
-    assert r["row_counts"]["videos"] == 1 and r["row_counts"]["keypoints"] == 5
-    assert r["row_counts"]["clips"] == 0  # a table never written is pinned empty
+    assert r.row_counts["videos"] == 1 and r.row_counts["keypoints"] == 5
+    assert r.row_counts["clips"] == 0  # a table never written is pinned empty
     got = get_release(lake, "r1")
-    assert got["table_versions"] == r["table_versions"] and got["notes"] == "first"
-    assert release_versions(lake, "r1") == r["table_versions"]
+    assert got.table_versions == r.table_versions and got.notes == "first"
+    assert release_versions(lake, "r1") == r.table_versions
 
 
 def test_release_reads_never_change_and_names_are_immutable(lake_root):
@@ -68,7 +68,7 @@ def test_release_reads_never_change_and_names_are_immutable(lake_root):
         create_release(lake, "r1")
     assert release_sql(lake, "r1", q).to_pylist() == before
     create_release(lake, "r2")
-    assert [r["name"] for r in list_releases(lake)] == ["r1", "r2"]
+    assert [r.name for r in list_releases(lake)] == ["r1", "r2"]
 
 
 @pytest.mark.parametrize("name", ["", "a b", "-x", "x/y", "ü", "a" * 129])

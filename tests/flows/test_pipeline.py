@@ -3,6 +3,7 @@ and with training a VideoMDM run on that release and generated animations."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -17,6 +18,41 @@ from videomdm.storage.releases import get_release
 
 CLI = [sys.executable, "-m", "videomdm.cli"]
 PNG = b"\x89PNG"
+PROBE = {"videomdm_probe": "reached"}  # a storage option deltalake ignores on a local lake
+
+
+@pytest.fixture
+def recorded_options(monkeypatch):
+    """``VIDEOMDM_STORAGE_OPTIONS`` set to ``PROBE``; the options of every Delta table opened,
+    created or written from here on are recorded (and passed on unchanged)."""
+    import videomdm.storage.lake as lake_module
+    from videomdm.config import get_settings
+
+    seen: list[dict | None] = []
+    real_write = lake_module.write_deltalake
+
+    class Recorded(lake_module.DeltaTable):
+        def __init__(self, uri, *args, storage_options=None, **kwargs):
+            seen.append(storage_options)
+            super().__init__(uri, *args, storage_options=storage_options, **kwargs)
+
+        @classmethod
+        def create(cls, uri, *args, storage_options=None, **kwargs):
+            seen.append(storage_options)
+            return lake_module.DeltaTable.create(
+                uri, *args, storage_options=storage_options, **kwargs
+            )
+
+    def write(uri, data, *args, storage_options=None, **kwargs):
+        seen.append(storage_options)
+        return real_write(uri, data, *args, storage_options=storage_options, **kwargs)
+
+    monkeypatch.setenv("VIDEOMDM_STORAGE_OPTIONS", json.dumps(PROBE))
+    get_settings.cache_clear()
+    monkeypatch.setattr(lake_module, "DeltaTable", Recorded)
+    monkeypatch.setattr(lake_module, "write_deltalake", write)
+    yield seen
+    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +64,12 @@ def one_video(tmp_path_factory, videos_dir) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness")
-def test_pipeline_end_to_end_with_training(one_video, assets, tmp_path):
+def test_pipeline_end_to_end_with_training(one_video, assets, tmp_path, recorded_options):
+    """Also: the lake is opened with the settings' storage options, and every table read and
+    write of every step (training, generation and reconstruction included) gets them."""
+    from videomdm.flows.generate import reconstruct_flow
+    from videomdm.storage import open_lake
+
     lake, out = str(tmp_path / "lake"), tmp_path / "report"
     r = pipeline_flow(
         str(one_video),
@@ -41,16 +82,16 @@ def test_pipeline_end_to_end_with_training(one_video, assets, tmp_path):
         lifter_steps=40,
         lake=lake,
     )
-    assert r["release"] == "sports-v1" and r["report"] == str(out / "report.md")
-    assert r["steps"]["extract"]["done"] == 1 and r["steps"]["lift"]["motions"] >= 1
-    rel = get_release(Lake(lake), "sports-v1")
-    assert rel["row_counts"]["motions"] == r["steps"]["lift"]["motions"]
-    run = run_sql(Lake(lake), "select release, status from runs where kind = 'train'")
+    assert r.release == "sports-v1" and r.report == str(out / "report.md")
+    assert r.steps.extract.count("done") == 1 and r.steps.lift.motions >= 1
+    rel = get_release(open_lake(lake), "sports-v1")
+    assert rel.row_counts["motions"] == r.steps.lift.motions
+    run = run_sql(open_lake(lake), "select release, status from runs where kind = 'train'")
     assert run.to_pylist() == [{"release": "sports-v1", "status": "ok"}]
 
     md = (out / "report.md").read_text()
     assert "sports-v1" in md and "| ingest |" in md and "fixed-depth baseline" in md
-    assert r["trained"]["train"]["run_id"] in md
+    assert r.trained is not None and r.trained.run_id in md
     pictures = [line.split("](")[1].rstrip(")") for line in md.splitlines() if "![" in line]
     assert any(p.startswith("overlay_") for p in pictures)
     assert sum(p.endswith(".gif") for p in pictures) == 2
@@ -69,9 +110,12 @@ def test_pipeline_end_to_end_with_training(one_video, assets, tmp_path):
 
     # a second run over the same collection does no new work and makes a new release
     again = pipeline_flow(str(one_video), "sports", out=str(tmp_path / "again"), lake=lake)
-    assert again["steps"]["extract"]["videos"] == 0 and again["steps"]["lift"]["videos"] == 0
-    assert again["release"].startswith("sports-")
-    assert get_release(Lake(lake), again["release"])["row_counts"] == rel["row_counts"]
+    assert len(again.steps.extract.results) == 0 and again.steps.lift.videos == 0
+    assert again.release.startswith("sports-")
+    assert get_release(open_lake(lake), again.release).row_counts == rel.row_counts
+    clip_id = run_sql(open_lake(lake), "select clip_id from clips limit 1").to_pylist()[0]
+    assert reconstruct_flow(clip_id["clip_id"], lake=lake).frames > 0
+    assert len(recorded_options) > 50 and all(o == PROBE for o in recorded_options)
 
 
 def test_default_release_names_are_valid():

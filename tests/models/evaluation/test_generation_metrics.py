@@ -15,22 +15,32 @@ from videomdm.models.evaluation import generation as me
 from videomdm.models.motion.mocap import load_mocap_dir
 from videomdm.models.motion.skeleton import JOINT_INDEX
 
-ASSETS = Path(
-    os.environ.get("VIDEOMDM_ASSETS", Path(__file__).resolve().parents[2] / "shared" / "assets")
-)
+ASSETS = Path(os.environ["VIDEOMDM_ASSETS"])
 # Small enough to train in well under a minute on 2 busy CPU cores.
 SMALL = me.MotionEncoderConfig(hidden=64, steps=200, batch=32, n_windows=512, seed=0)
 
 # A standing pose (x left, y up, z forward), ankles 8 cm above the floor.
 STAND = np.array(
     [
-        [0.0, 1.60, 0.10], [0.03, 1.64, 0.08], [-0.03, 1.64, 0.08], [0.07, 1.61, 0.0],
-        [-0.07, 1.61, 0.0], [0.18, 1.40, 0.0], [-0.18, 1.40, 0.0], [0.20, 1.12, 0.0],
-        [-0.20, 1.12, 0.0], [0.21, 0.88, 0.05], [-0.21, 0.88, 0.05], [0.10, 0.95, 0.0],
-        [-0.10, 0.95, 0.0], [0.10, 0.52, 0.02], [-0.10, 0.52, 0.02], [0.10, 0.08, 0.0],
+        [0.0, 1.60, 0.10],
+        [0.03, 1.64, 0.08],
+        [-0.03, 1.64, 0.08],
+        [0.07, 1.61, 0.0],
+        [-0.07, 1.61, 0.0],
+        [0.18, 1.40, 0.0],
+        [-0.18, 1.40, 0.0],
+        [0.20, 1.12, 0.0],
+        [-0.20, 1.12, 0.0],
+        [0.21, 0.88, 0.05],
+        [-0.21, 0.88, 0.05],
+        [0.10, 0.95, 0.0],
+        [-0.10, 0.95, 0.0],
+        [0.10, 0.52, 0.02],
+        [-0.10, 0.52, 0.02],
+        [0.10, 0.08, 0.0],
         [-0.10, 0.08, 0.0],
     ]
-)  # fmt: skip
+)
 L_ANKLE, R_ANKLE, L_KNEE = JOINT_INDEX["left_ankle"], JOINT_INDEX["right_ankle"], 13
 
 
@@ -182,8 +192,9 @@ def test_encoder_invariant_to_yaw_translation_and_floor(encoder, held_out_window
 def test_embed_modes_and_state_round_trip(encoder, held_out_windows, tmp_path):
     long = np.concatenate(held_out_windows[:3])  # 3 windows, 180 frames
     per_window = me.embed(encoder, held_out_windows[:3])
-    np.testing.assert_allclose(me.embed(encoder, [long], mode="mean")[0], per_window.mean(0),
-                               atol=1e-4)  # fmt: skip
+    np.testing.assert_allclose(
+        me.embed(encoder, [long], mode="mean")[0], per_window.mean(0), atol=1e-4
+    )
     np.testing.assert_allclose(me.embed(encoder, [long])[0], per_window[1], atol=1e-4)
     assert me.embed(encoder, [held_out_windows[0][:20]]).shape == (1, SMALL.dim)  # padded
     with pytest.raises(ValueError, match="center"):

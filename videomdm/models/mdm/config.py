@@ -1,0 +1,161 @@
+"""Every knob of the motion diffusion model, as frozen dataclasses saved in each checkpoint.
+
+One place to read what can be set: the network (``DenoiserConfig``), the noise schedule
+(``DiffusionConfig``), training (``TrainConfig``) and reconstruction guidance
+(``GuidanceConfig``). This module imports neither torch nor numpy, so the command line can
+offer the valid choices (the ``Literal`` types below) without loading a model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from videomdm.models.motion.layout import FEATURE_DIM
+
+CondMode = Literal["text", "label", "none"]
+Activation = Literal["gelu", "relu"]
+AmpDtype = Literal["bf16", "none"]
+Schedule = Literal["cosine", "linear"]
+Prediction = Literal["x0", "epsilon", "v"]
+Supervision = Literal["2d", "3d"]
+GuidanceKind = Literal["dps", "adam"]
+
+COND_MODES: tuple[str, ...] = get_args(CondMode)
+ACTIVATIONS: tuple[str, ...] = get_args(Activation)
+AMP_DTYPES: tuple[str, ...] = get_args(AmpDtype)
+SCHEDULES: tuple[str, ...] = get_args(Schedule)
+PREDICTIONS: tuple[str, ...] = get_args(Prediction)
+SUPERVISIONS: tuple[str, ...] = get_args(Supervision)
+GUIDANCE_KINDS: tuple[str, ...] = get_args(GuidanceKind)
+
+
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    """ValueError naming the setting and its valid values when ``value`` is not one of them."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class DenoiserConfig:
+    """The transformer encoder (``denoiser.Denoiser``); presets in ``videomdm.config``."""
+
+    n_feats: int = FEATURE_DIM
+    width: int = 512
+    n_layers: int = 8
+    n_heads: int = 4
+    ff_dim: int = 1024
+    dropout: float = 0.1
+    activation: Activation = "gelu"
+    norm_first: bool = True  # pre-norm trains stably without warm-up (MDM itself is post-norm)
+    cond_mode: CondMode = "text"
+    text_dim: int = 384  # all-MiniLM-L6-v2
+    num_labels: int = 0  # vocabulary size when cond_mode == "label"
+    cond_drop_prob: float = 0.1
+    max_frames: int = 1024
+
+    def __post_init__(self) -> None:
+        check_choice("cond_mode", self.cond_mode, COND_MODES)
+        check_choice("activation", self.activation, ACTIVATIONS)
+        if self.cond_mode == "label" and self.num_labels < 1:
+            raise ValueError("cond_mode 'label' needs num_labels >= 1")
+        if self.width % self.n_heads:
+            raise ValueError(f"width {self.width} is not divisible by n_heads {self.n_heads}")
+        if not 0.0 <= self.cond_drop_prob < 1.0:
+            raise ValueError(f"cond_drop_prob must be in [0, 1), got {self.cond_drop_prob}")
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    """The noise schedule and what the network predicts (``schedulers.Scheduler``)."""
+
+    num_train_steps: int = 50
+    schedule: Schedule = "cosine"
+    prediction: Prediction = "x0"  # what the network outputs
+    cosine_s: float = 0.008
+
+    def __post_init__(self) -> None:
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("prediction", self.prediction, PREDICTIONS)
+        if self.num_train_steps < 1:
+            raise ValueError(f"num_train_steps must be >= 1, got {self.num_train_steps}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training (``trainer.Trainer``): data windows, optimiser, loss weights, EMA, numerics."""
+
+    supervision: Supervision = "2d"
+    window: int = 60  # frames per training window (2 s at 30 fps)
+    batch_size: int = 32  # per process
+    steps: int = 2000
+    lr: float = 2e-4
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    ema_decay: float = 0.995
+    depth_power: float = 2.0  # w = mean depth ** p; 2 makes the 2D loss track the 3D error
+    min_depth: float = 0.1
+    lambda_pos: float = 7.0  # the paper's lambdas
+    lambda_vel: float = 7.0 * 50
+    lambda_ray: float = 0.0  # optional ray consistency
+    lambda_redundant: float = 0.2  # redundant channels agree with the predicted positions
+    # Gaussian sigma (frames) applied to x0 over time. The lifter's jitter lies along the camera
+    # ray, so unsmoothed x0 tells the network where the camera is and it learns to move joints
+    # along the unseen depth freely (docs/evaluation.md); 0 keeps x0 as it is
+    x0_smoothing: float = 3.0
+    # Lifted samples (2D supervision) are put in the body-size gauge (``to_body_size``): size is
+    # unseen in 2D, so without it the model inherits the lifter's body size and exaggerates it
+    # (docs/evaluation.md). Reconstruction then gauges its input the same way.
+    size_gauge: bool = True
+    fps: float = 30.0  # frame rate of the training motions (the pipeline resamples to it)
+    amp: AmpDtype = "bf16"  # autocast dtype where the device supports it
+    seed: int = 0
+    log_every: int = 50
+    checkpoint_every: int = 500
+
+    def __post_init__(self) -> None:
+        check_choice("supervision", self.supervision, SUPERVISIONS)
+        check_choice("amp", self.amp, AMP_DTYPES)
+        if self.window < 2 or self.batch_size < 1 or self.steps < 0:
+            raise ValueError("window >= 2, batch_size >= 1 and steps >= 0 are required")
+
+    def weights(self) -> dict[str, float]:
+        """The loss terms and their lambdas, the one place they are chosen."""
+        if self.supervision == "3d":
+            return {"x0_mse": 1.0, "joints_3d": 1.0, "vel_3d": 1.0}
+        w = {
+            "reproj_pos": self.lambda_pos,
+            "reproj_vel": self.lambda_vel,
+            "redundant": self.lambda_redundant,
+        }
+        return w | ({"ray": self.lambda_ray} if self.lambda_ray else {})
+
+
+@dataclass(frozen=True)
+class GuidanceConfig:
+    """How reconstruction follows the keypoints.
+
+    ``dps`` (diffusion posterior sampling, Chung et al. 2023): after each DDIM step, x_t moves
+    down the gradient of the 2D loss of x0_hat(x_t) *through the denoiser*, by ``dps_scale``
+    / sqrt(loss) per window; the network's Jacobian keeps the correction on the motions it
+    knows, so depth and smoothness come from the prior. ``adam``: ``iters`` Adam steps on
+    x0_hat itself per step, and ``final_iters`` on the result; it fits the 2D more tightly but
+    moves every feature channel, the unseen ones too (jitter). The 2D loss itself (depth power,
+    lambdas) is the checkpoint's training loss.
+    """
+
+    kind: GuidanceKind = "dps"
+    strength: float = 1.0  # 1: start from noise; < 1: from the lifter's motion noised this far
+    steps: int = 50  # DDIM steps over the full schedule
+    dps_scale: float = 10.0  # dps: step on x_t, normalised features per sqrt(loss)
+    iters: int = 10  # adam: steps on x0_hat per denoising step
+    lr: float = 0.05  # adam: in normalised feature units
+    final_iters: int = 50  # adam: extra refinement of the last x0
+    guidance_scale: float = 1.0  # classifier-free guidance on the condition
+    amp: AmpDtype = "bf16"  # autocast for the denoiser (the guidance's own gradients stay fp32)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.strength <= 1.0:
+            raise ValueError(f"strength must be in (0, 1], got {self.strength}")
+        check_choice("guidance kind", self.kind, GUIDANCE_KINDS)

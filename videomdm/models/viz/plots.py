@@ -1,0 +1,54 @@
+"""Pictures of an evaluation: bars of the reconstruction scores, and one held-out clip
+animated as the truth and every method saw it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from videomdm.models.evaluation.protocol import View, to_camera  # noqa: E402
+from videomdm.models.viz.animation import animate_motions  # noqa: E402
+
+SCORE_PANELS = (
+    ("mpjpe_mm", "MPJPE (mm)"),
+    ("n_mpjpe_mm", "N-MPJPE (mm, scale fitted)"),
+    ("pa_mpjpe_mm", "PA-MPJPE (mm)"),
+    ("accel_error", "accel. error (mm/frame²)"),
+)
+
+
+def plot_reconstruction(scores: dict[str, dict[str, float]], path: Path) -> Path:
+    """Bars of MPJPE, N-MPJPE, PA-MPJPE and acceleration error per method."""
+    fig, axes = plt.subplots(1, len(SCORE_PANELS), figsize=(14, 3.2))
+    names = list(scores)
+    for ax, (k, label) in zip(axes, SCORE_PANELS, strict=True):
+        vals = [scores[n][k] for n in names]
+        ax.bar(names, vals, color=[plt.get_cmap("tab10")(i) for i in range(len(names))])
+        ax.set_title(label, fontsize=10)
+        for i, v in enumerate(vals):
+            ax.text(i, v, f"{v:.1f}", ha="center", va="bottom", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.tick_params(axis="x", labelrotation=30)
+    fig.suptitle("Held-out mocap clips, noisy 2D from random cameras", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def animate_example(view: View, preds: dict[str, np.ndarray], path: Path) -> Path:
+    """Truth and every method's reconstruction of one view (world joints in the view's lifted
+    frame), all moved into the true world frame."""
+
+    def true_world(world_lifted: np.ndarray) -> np.ndarray:
+        cam = to_camera(world_lifted, view.lifted)
+        return (cam - view.truth.t) @ view.truth.R
+
+    motions = [view.truth.joints] + [true_world(p) for p in preds.values()]
+    return animate_motions(path, motions, ["truth", *preds], stride=3)
