@@ -35,6 +35,17 @@ def assets() -> Path:
 
 
 @pytest.fixture(scope="session")
+def mocap(assets) -> list:
+    """Joints ``(T, 17, 3)`` of three small mocap sources (real motion capture)."""
+    from videomdm.models.motion.mocap import load_mocap_dir
+
+    dirs = ("cmu_bvh_subject131", "animated_drawings_bvh", "humanml3d_sample")
+    clips = [c for d in dirs for c in load_mocap_dir(assets / "mocap" / d)]
+    assert len(clips) >= 5
+    return [c.joints for c in clips]
+
+
+@pytest.fixture(scope="session")
 def videos_dir() -> Path:
     return _need(VIDEOS)
 

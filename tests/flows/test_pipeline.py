@@ -29,9 +29,9 @@ def recorded_options(monkeypatch):
     from videomdm.config import get_settings
 
     seen: list[dict | None] = []
-    real_write = lake_module.write_deltalake
+    real_table, real_write = lake_module.DeltaTable, lake_module.write_deltalake
 
-    class Recorded(lake_module.DeltaTable):
+    class Recorded(real_table):
         def __init__(self, uri, *args, storage_options=None, **kwargs):
             seen.append(storage_options)
             super().__init__(uri, *args, storage_options=storage_options, **kwargs)
@@ -39,9 +39,7 @@ def recorded_options(monkeypatch):
         @classmethod
         def create(cls, uri, *args, storage_options=None, **kwargs):
             seen.append(storage_options)
-            return lake_module.DeltaTable.create(
-                uri, *args, storage_options=storage_options, **kwargs
-            )
+            return real_table.create(uri, *args, storage_options=storage_options, **kwargs)
 
     def write(uri, data, *args, storage_options=None, **kwargs):
         seen.append(storage_options)

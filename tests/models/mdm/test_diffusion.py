@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,22 +15,9 @@ from videomdm.models.mdm.denoiser import Denoiser, FastDropout
 from videomdm.models.motion import features
 from videomdm.models.motion.cameras import project, sample_cameras, world_to_camera
 from videomdm.models.motion.layout import FEATURE_DIM
-from videomdm.models.motion.mocap import load_mocap_dir
 from videomdm.models.motion.skeleton import root
 
 SMALL = preset("small")[0]
-
-ASSETS = Path(os.environ["VIDEOMDM_ASSETS"])
-MOCAP_DIRS = ("cmu_bvh_subject131", "animated_drawings_bvh", "humanml3d_sample")
-
-
-@pytest.fixture(scope="module")
-def mocap() -> list[np.ndarray]:
-    if not (ASSETS / "mocap").exists():
-        pytest.skip("shared mocap assets are absent (set VIDEOMDM_ASSETS)")
-    clips = [c for d in MOCAP_DIRS for c in load_mocap_dir(ASSETS / "mocap" / d)]
-    assert len(clips) >= 5
-    return [c.joints for c in clips]
 
 
 # --- schedulers ---------------------------------------------------------------------------

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -12,19 +9,6 @@ import torch
 from videomdm.models.motion import features
 from videomdm.models.motion.features import Normalizer
 from videomdm.models.motion.layout import FEATURE_DIM, FEATURE_LAYOUT
-from videomdm.models.motion.mocap import load_mocap_dir
-
-ASSETS = Path(os.environ["VIDEOMDM_ASSETS"])
-MOCAP_DIRS = ("cmu_bvh_subject131", "animated_drawings_bvh", "humanml3d_sample")
-
-
-@pytest.fixture(scope="module")
-def mocap() -> list[np.ndarray]:
-    if not (ASSETS / "mocap").exists():
-        pytest.skip("shared mocap assets are absent (set VIDEOMDM_ASSETS)")
-    clips = [c for d in MOCAP_DIRS for c in load_mocap_dir(ASSETS / "mocap" / d)]
-    assert len(clips) >= 5
-    return [c.joints for c in clips]
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
