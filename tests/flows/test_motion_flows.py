@@ -40,7 +40,7 @@ def test_clips_train_lift_eval(lake_root, walk, assets):
     run = run_sql(Lake(lake_root), "select * from runs").to_pylist()[0]
     assert run["kind"] == "train-lifter" and run["status"] == "ok"
     assert json.loads(run["metrics_json"])["val_clips"]
-    assert trained.checkpoint_uri.endswith(".pt")
+    assert trained.checkpoint_uri and "/checkpoints/lifter/" in trained.checkpoint_uri
 
     lifted = lift_flow(lake=lake_root)
     assert lifted.motions == 1
@@ -79,6 +79,7 @@ def test_videomdm_train_resume_generate_reconstruct(lake_root, walk, assets, tmp
     run = run_sql(lake, "select * from runs where kind = 'train'").to_pylist()[0]
     config = json.loads(run["config_json"])
     assert run["status"] == "ok" and run["checkpoint_uri"] == first.checkpoint
+    assert f"/checkpoints/videomdm/{first.run_id}.pt" in first.checkpoint
     assert config["lineage"]["lifter_id"].startswith("lifter-") and config["lineage"]["clip_ids"]
     resumed = train_flow(steps=5, lake=lake_root, resume=first.run_id)
     assert resumed.run_id == first.run_id and resumed.step == 5

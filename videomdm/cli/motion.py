@@ -184,7 +184,8 @@ def evaluate(
         list[float], typer.Option(help="Reconstruction start: 1 noise, <1 the lifter; repeatable.")
     ] = [1.0, 0.5],  # noqa: B006 - typer reads list defaults, never mutates them
     guidance: Annotated[
-        list[GuidanceChoice], typer.Option(help="Reconstruction guidance; repeatable.")
+        list[GuidanceChoice],  # type: ignore[valid-type]  # built from GUIDANCE_KINDS
+        typer.Option(help="Reconstruction guidance; repeatable."),
     ] = list(GuidanceChoice),  # noqa: B006 - every kind by default; typer never mutates it
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for plots.")] = Path("out/eval"),
     target_source: Annotated[
@@ -210,7 +211,7 @@ def evaluate(
         cameras=cameras,
         n_generate=n_generate,
         strengths=tuple(strength),
-        guidances=tuple(g.value for g in guidance),
+        guidances=tuple(str(g.value) for g in guidance),  # type: ignore[attr-defined]
         sample_steps=sample_steps,
         target_source=target_source,
         lifter_steps=lifter_steps,

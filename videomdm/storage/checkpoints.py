@@ -18,10 +18,12 @@ import fsspec
 from videomdm.storage.lake import Lake
 from videomdm.storage.sources import local_path
 
+LIFTER_CHECKPOINTS, VIDEOMDM_CHECKPOINTS = "lifter", "videomdm"  # folders under checkpoints/
 
-def checkpoint_uri(lake: Lake, kind: str, run_id: str) -> str:
-    """Where run ``run_id`` of ``kind`` keeps its checkpoint (absolute for a local lake)."""
-    return f"{lake.root}/checkpoints/{kind}/{run_id}.pt"
+
+def checkpoint_uri(lake: Lake, folder: str, run_id: str) -> str:
+    """Where run ``run_id`` keeps its checkpoint (absolute for a local lake)."""
+    return f"{lake.root}/checkpoints/{folder}/{run_id}.pt"
 
 
 def store_checkpoint(local: str, uri: str) -> str:

@@ -23,7 +23,12 @@ from videomdm.models.motion.mocap import MocapClip, load_mocap_dir
 from videomdm.progress import progress_bar
 from videomdm.storage import Lake
 from videomdm.storage.catalog import video_clips
-from videomdm.storage.checkpoints import checkpoint_uri, open_checkpoint, write_checkpoint
+from videomdm.storage.checkpoints import (
+    LIFTER_CHECKPOINTS,
+    checkpoint_uri,
+    open_checkpoint,
+    write_checkpoint,
+)
 from videomdm.storage.codecs import clip_keypoints, motion_row
 from videomdm.storage.lake import rows_to_table
 from videomdm.storage.markers import DONE, NO_PERSON, append_item, claim, clear_unmarked, set_marker
@@ -66,7 +71,7 @@ def score_lifter(
 @task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def save_lifter(lake: Lake, model: Lifter, cfg: LifterConfig, run: Run) -> Run:
     """The lifter's checkpoint beside the tables, and its finished run row."""
-    uri = checkpoint_uri(lake, LIFTER, run.run_id)
+    uri = checkpoint_uri(lake, LIFTER_CHECKPOINTS, run.run_id)
     write_checkpoint(uri, lambda path: save_checkpoint(path, model, cfg, {"run_id": run.run_id}))
     run = dataclasses.replace(run, checkpoint_uri=uri)
     record_run(lake, run)

@@ -22,7 +22,12 @@ from videomdm.models.mdm.text_encoder import TextEncoder
 from videomdm.models.mdm.trainer import Trainer, read_state
 from videomdm.progress import progress_bar
 from videomdm.storage import Lake
-from videomdm.storage.checkpoints import checkpoint_uri, open_checkpoint, write_checkpoint
+from videomdm.storage.checkpoints import (
+    VIDEOMDM_CHECKPOINTS,
+    checkpoint_uri,
+    open_checkpoint,
+    write_checkpoint,
+)
 from videomdm.storage.codecs import NO_CAPTION
 from videomdm.storage.datasets import TrainingSet, training_set
 from videomdm.storage.lake import utcnow
@@ -124,7 +129,7 @@ def _run_row(
         run_id,
         TRAIN,
         config,
-        checkpoint_uri=checkpoint_uri(lake, TRAIN, run_id),
+        checkpoint_uri=checkpoint_uri(lake, VIDEOMDM_CHECKPOINTS, run_id),
         release=data.lineage.release,
         started_at=prior.started_at if prior else utcnow(),
         flow_run_id=flow_run_id,
