@@ -33,8 +33,10 @@ PRESETS: tuple[str, ...] = get_args(Preset)
 PROCESS_DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "YOLO_OFFLINE": "1",  # Ultralytics must never download at run time
-    # The project's own loggers reach the Prefect UI beside the run logger.
+    # The project's own loggers reach the Prefect UI beside the run logger; outside a flow run
+    # (CLI, tests) they log locally only, without a warning per line.
     "PREFECT_LOGGING_EXTRA_LOGGERS": "videomdm",
+    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
     # Before torch loads: idle OpenMP threads sleep instead of spinning. On shared cores spinning
     # made a 2-thread training step 5.7x slower (9.4 s vs 1.65 s, benchmarks/train_step.py).
     "OMP_WAIT_POLICY": "PASSIVE",
