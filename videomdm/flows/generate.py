@@ -10,6 +10,7 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
 from videomdm.config import get_settings
+from videomdm.errors import UserError
 from videomdm.flows.context import flow_run_id
 from videomdm.models.mdm.config import GuidanceConfig
 from videomdm.storage import open_lake
@@ -56,7 +57,7 @@ def generate_flow(
     """``n`` motions of ``seconds`` for ``text`` from the newest model (or ``model``): per
     sample a ``(T, 17, 3)`` .npy in metres, a gif and a row in ``generations``."""
     if n < 1 or seconds <= 0:
-        raise ValueError(f"n must be >= 1 and seconds > 0, got n={n}, seconds={seconds}")
+        raise UserError(f"n must be >= 1 and seconds > 0, got n={n}, seconds={seconds}")
     lk = open_lake(lake)
     m = load_model(lk, model, get_settings().resolved_device())
     joints = generate_motions(m, text, n, seconds, steps, guidance_scale, seed)

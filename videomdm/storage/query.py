@@ -12,6 +12,7 @@ from collections.abc import Mapping
 import duckdb
 import pyarrow as pa
 
+from videomdm.errors import UserError
 from videomdm.storage.lake import Lake
 from videomdm.storage.schemas import TABLES, TableSpec
 
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 READ_ONLY_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 
 
-class ReadOnlyError(ValueError):
+class ReadOnlyError(UserError):
     """A statement that would write; the lake changes only through the pipeline."""
 
 
@@ -33,7 +34,7 @@ def connect(lake: Lake, at: Mapping[str, int] | None = None) -> duckdb.DuckDBPyC
     at = dict(at or {})
     unknown = set(at) - set(TABLES)
     if unknown:
-        raise ValueError(f"unknown table(s) {sorted(unknown)}; valid tables: {', '.join(TABLES)}")
+        raise UserError(f"unknown table(s) {sorted(unknown)}; valid tables: {', '.join(TABLES)}")
     con = duckdb.connect()
     if not lake.local:
         _enable_object_store(con, lake)
@@ -42,9 +43,9 @@ def connect(lake: Lake, at: Mapping[str, int] | None = None) -> duckdb.DuckDBPyC
         try:
             files = lake.files(name, version)
         except Exception as e:  # a version that does not exist
-            raise ValueError(f"table {name} has no version {version}: {e}") from None
+            raise UserError(f"table {name} has no version {version}: {e}") from None
         if version is not None and not files and lake.version(name) is None:
-            raise ValueError(f"table {name} does not exist yet, so it has no version {version}")
+            raise UserError(f"table {name} does not exist yet, so it has no version {version}")
         _create_view(con, s, files)
     return con
 
@@ -87,9 +88,9 @@ def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
     try:
         statements = con.extract_statements(sql)
     except duckdb.Error as e:
-        raise ValueError(f"SQL does not parse: {e}") from None
+        raise UserError(f"SQL does not parse: {e}") from None
     if not statements:
-        raise ValueError("no SQL statement given")
+        raise UserError("no SQL statement given")
     for st in statements:
         if st.type not in READ_ONLY_STATEMENTS:
             kind = st.type.name
@@ -109,6 +110,6 @@ def run_sql(
     try:
         return con.sql(sql, params=params).to_arrow_table()
     except duckdb.Error as e:
-        raise ValueError(f"query failed: {e}") from None
+        raise UserError(f"query failed: {e}") from None
     finally:
         con.close()

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from videomdm.errors import UserError
 from videomdm.storage.lake import Lake, row_count, rows_to_table, utcnow
 from videomdm.storage.query import run_sql
 from videomdm.storage.schemas import TABLES
@@ -41,7 +42,7 @@ class Release:
 def check_name(name: str) -> str:
     """The name itself, or ValueError saying what a release name may hold."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise ValueError(
+        raise UserError(
             f"invalid release name {name!r}: use 1-128 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit (e.g. samples-2026-11-23)"
         )
@@ -86,7 +87,7 @@ def get_release(lake: Lake, name: str) -> Release:
     found = _find(lake, name)
     if found is None:
         known = [r.name for r in list_releases(lake)]
-        raise ValueError(
+        raise UserError(
             f"unknown release {name!r}; known: {', '.join(known) if known else 'none yet'} "
             "(create one with `videomdm release NAME`)"
         )

@@ -13,6 +13,7 @@ import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from videomdm.errors import UserError
 from videomdm.models.mdm.config import GuidanceConfig
 from videomdm.models.mdm.pipeline import Reconstruction, VideoMDM
 from videomdm.models.motion.sample import MotionSample
@@ -25,6 +26,7 @@ from videomdm.storage.codecs import clip_keypoints, flat, motion_camera, motion_
 from videomdm.storage.lake import rows_to_table, utcnow
 from videomdm.storage.markers import DONE, set_marker
 from videomdm.storage.runs import LIFTER, TRAIN, Run, get_run, latest_run, lifter_id
+from videomdm.tasks.retry import transient_only
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,12 @@ class ClipToReconstruct:
     clip: dict[str, Any]  # the clips row
 
 
-@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=transient_only,
+    cache_policy=NO_CACHE,
+)
 def load_model(lake: Lake, model: str | None = None, device: str = "cpu") -> VideoMDM:
     """The newest finished training run's model, or ``model``: a run id, or a checkpoint file
     (read with ``weights_only=True``, so an untrusted file cannot run code)."""
@@ -60,11 +67,11 @@ def _train_run(lake: Lake, run_id: str | None) -> Run:
     if run_id is None:
         run = latest_run(lake, TRAIN)
         if run is None:
-            raise ValueError("no trained VideoMDM in the lake; run `videomdm train` first")
+            raise UserError("no trained VideoMDM in the lake; run `videomdm train` first")
         return run
     run = get_run(lake, run_id, TRAIN)
     if run is None:
-        raise ValueError(f"--model {run_id!r} is neither a checkpoint file nor a training run id")
+        raise UserError(f"--model {run_id!r} is neither a checkpoint file nor a training run id")
     return run
 
 
@@ -122,7 +129,12 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:40] or "motion"
 
 
-@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=transient_only,
+    cache_policy=NO_CACHE,
+)
 def load_clip(lake: Lake, clip_id: str) -> ClipToReconstruct:
     """A clip with its keypoints and the current lifter's motion and camera."""
     run = latest_run(lake, LIFTER)
@@ -141,7 +153,12 @@ def reconstruct_clip(
     return m.reconstruct(sample, guidance, seed)
 
 
-@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=transient_only,
+    cache_policy=NO_CACHE,
+)
 def save_reconstruction(
     lake: Lake, clip: dict[str, Any], rec: Reconstruction, run_id: str, flow_run_id: str | None
 ) -> None:

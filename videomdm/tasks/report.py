@@ -16,6 +16,7 @@ from videomdm.storage import Lake
 from videomdm.storage.datasets import CollectionCounts, collection_counts, common_caption
 from videomdm.storage.releases import Release
 from videomdm.storage.runs import Run
+from videomdm.tasks.retry import transient_only
 
 log = logging.getLogger(__name__)
 
@@ -31,19 +32,34 @@ class TrainedSection:
     animations: list[str] = field(default_factory=list)
 
 
-@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=transient_only,
+    cache_policy=NO_CACHE,
+)
 def release_counts(lake: Lake, release: str, collection: str) -> CollectionCounts:
     """Rows of one collection in each table, as the release pinned them."""
     return collection_counts(lake, release, collection)
 
 
-@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=transient_only,
+    cache_policy=NO_CACHE,
+)
 def release_prompt(lake: Lake, release: str, collection: str) -> str | None:
     """The commonest clip caption of the collection in the release (a text to generate from)."""
     return common_caption(lake, release, collection)
 
 
-@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=transient_only,
+    cache_policy=NO_CACHE,
+)
 def write_text(path: str, text: str) -> str:
     """Write a text file (creating its folder); returns the path."""
     p = Path(path)
