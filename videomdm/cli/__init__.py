@@ -45,7 +45,7 @@ def main() -> None:
     try:
         app()
     except UserError as e:
-        err.print(f"[red]error:[/red] {e}", soft_wrap=True, markup=True, highlight=False)
+        err.print(f"[red]error:[/red] {e}", soft_wrap=True, highlight=False)
         sys.exit(2 if isinstance(e, SettingsError) else 1)
 
 

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from videomdm.cli import OutFormat, _flow, _print_result, _settings, _start_api, app, console, err
 from videomdm.config import Device, Runner
+from videomdm.errors import UserError
 from videomdm.models.perception.config import PoseBackend
 
 
@@ -157,6 +158,8 @@ def tables():
 
 
 def _parse_at(values: list[str]) -> dict[str, int]:
+    from videomdm.storage.query import MAX_VERSION
+
     at = {}
     for v in values:
         name, sep, version = v.partition("=")
@@ -164,28 +167,51 @@ def _parse_at(values: list[str]) -> dict[str, int]:
             raise typer.BadParameter(
                 f"{v!r}: expected TABLE=VERSION, e.g. videos=3", param_hint="--at"
             )
+        if int(version) > MAX_VERSION:
+            raise typer.BadParameter(
+                f"{v!r}: version {version.strip()} is too large (at most {MAX_VERSION})",
+                param_hint="--at",
+            )
         at[name.strip()] = int(version)
     return at
 
 
 @app.command()
 def sql(
-    query: Annotated[str, typer.Argument(help="A read-only SQL query (DuckDB dialect).")],
+    query: Annotated[str, typer.Argument(help="Read-only SQL (DuckDB dialect); ';' separates.")],
     at: Annotated[list[str], typer.Option("--at", help="Pin a table: TABLE=VERSION.")] = [],  # noqa: B006
     fmt: Annotated[OutFormat, typer.Option("--format", "-f", help="Output format.")] = "table",
     release: Annotated[
         str | None, typer.Option("--release", help="Every table as this release pinned it.")
     ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Stop the query after this many seconds (0: never).")
+    ] = 600.0,
 ):
-    """Query the lake with DuckDB; every table is a view (optionally at a past version)."""
-    from videomdm.storage import open_lake, run_sql
+    """Query the lake with DuckDB; every table is a view (optionally at a past version).
+
+    The connection reads only the lake's files; Ctrl-C or --timeout stop a query."""
+    from videomdm.flows.preflight import check_lake_exists
+    from videomdm.storage import open_lake
+    from videomdm.storage.query import run_statements
     from videomdm.storage.releases import release_versions
 
     at_versions = _parse_at(at)  # a bad --at is a usage error (exit 2), raised before
     lake = open_lake(_settings().lake)
+    check_lake_exists(lake)
     if release is not None:  # --at still pins single tables on top of the release
         at_versions = {**release_versions(lake, release), **at_versions}
-    _print_result(run_sql(lake, query, at=at_versions), fmt)
+    try:
+        results = run_statements(lake, query, at=at_versions, timeout_s=timeout or None)
+    except KeyboardInterrupt:  # Ctrl-C: the query was interrupted, not left running
+        err.print("[red]interrupted[/red]: the query was stopped")
+        raise typer.Exit(130) from None
+    if len(results) > 1 and fmt != "table":
+        raise UserError(f"--format {fmt} prints one result: give one statement, not {len(results)}")
+    for r in results:
+        if len(results) > 1:
+            console.print(f"[bold]{r.sql}[/bold]", soft_wrap=True, highlight=False)
+        _print_result(r.table, fmt)
 
 
 @app.command("release")
