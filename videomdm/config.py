@@ -2,7 +2,8 @@
 
 ``Settings`` reads ``VIDEOMDM_*`` variables (or a ``.env`` file) and the few foreign ones the
 project honours (``HF_HUB_OFFLINE``, ``YOLO_OFFLINE``, ``XDG_CACHE_HOME``, ``RAY_ADDRESS``,
-torchrun's ``RANK``/``LOCAL_RANK``/``WORLD_SIZE``, ``USER``); every stage takes its values from
+torchrun's ``RANK``/``LOCAL_RANK``/``WORLD_SIZE``, ``USER``, and Prefect's ``PREFECT_API_URL``,
+``PREFECT_HOME``, ``PREFECT_API_DATABASE_CONNECTION_URL``); every stage takes its values from
 here. ``preset`` names the model and training configurations (``small`` trains on a laptop CPU,
 ``paper`` is the paper's). ``PROCESS_DEFAULTS`` are set by the command line before Prefect or
 torch load. Nothing here imports torch.
@@ -78,6 +79,12 @@ class Settings(BaseSettings):
     local_rank: int = Field(0, validation_alias="LOCAL_RANK")
     world_size: int = Field(1, validation_alias="WORLD_SIZE")
     user: str = Field("", validation_alias="USER")
+    # Prefect's own, read here to decide how a command gets its API (videomdm.flows.server)
+    prefect_api_url: str | None = Field(None, validation_alias="PREFECT_API_URL")
+    prefect_home: Path = Field(Path("~/.prefect"), validation_alias="PREFECT_HOME")
+    prefect_database_url: str | None = Field(
+        None, validation_alias="PREFECT_API_DATABASE_CONNECTION_URL"
+    )
 
     @field_validator("lake")
     @classmethod

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import importlib.util
 import logging
 import os
@@ -24,7 +25,9 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from videomdm.config import Settings, get_settings
 from videomdm.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -75,6 +78,7 @@ class TemporaryServer:
 
 
 _current: TemporaryServer | None = None
+_MIGRATED = ".videomdm-database-ready"  # in PREFECT_HOME, once a server answered there
 
 
 def start_api() -> TemporaryServer | None:
@@ -82,13 +86,37 @@ def start_api() -> TemporaryServer | None:
     else a temporary server started now, in the background, and stopped at exit. Call it
     before importing Prefect and ``wait_for_api()`` before the first flow."""
     global _current
-    if _current is None and not os.environ.get("PREFECT_API_URL"):
-        _current = _start_server()
+    s = get_settings()
+    if _current is None and not s.prefect_api_url:
+        _current = _first_start(s.prefect_home.expanduser()) if _new_home(s) else _start_server()
         _point_prefect_at(_current.api_url)
         # registered before Prefect loads, so it runs after Prefect's own exit handlers (log
         # and event flushing), which still talk to the server
         atexit.register(_current.stop)
     return _current
+
+
+def _new_home(s: Settings) -> bool:
+    """Whether Prefect's own SQLite database may still have to be created and migrated."""
+    return not s.prefect_database_url and not (s.prefect_home.expanduser() / _MIGRATED).exists()
+
+
+def _first_start(home: Path) -> TemporaryServer:
+    """The first server in a new ``PREFECT_HOME`` creates and migrates its database; two
+    commands doing that at once fail ("table ... already exists"), so the first start holds a
+    lock until its server answers and the others wait for it."""
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / ".videomdm-first-start.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            server = _start_server()
+            if not (home / _MIGRATED).exists():
+                server.wait_ready()
+                (home / _MIGRATED).write_text(f"migrated in {server.ready_after_s:.1f} s\n")
+                log.info("Prefect's database created in %s (%.1f s)", home, server.ready_after_s)
+            return server
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def wait_for_api(timeout_s: float = STARTUP_TIMEOUT_S) -> None:
