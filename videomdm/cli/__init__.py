@@ -10,7 +10,6 @@ import csv
 import json
 import logging
 import sys
-from enum import Enum
 from typing import Annotated, Literal
 
 import typer
@@ -31,12 +30,6 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
 OutFormat = Literal["table", "csv", "json"]
-
-
-def choice_enum(name: str, values: tuple[str, ...]) -> type[Enum]:
-    """A str Enum of ``values`` (a model's choices): typer takes a list of these, not of a
-    Literal."""
-    return Enum(name, {v: v for v in values}, type=str)  # type: ignore[return-value]
 
 
 def main() -> None:

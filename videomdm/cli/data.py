@@ -80,7 +80,7 @@ def extract(
     task_runner = make_task_runner(runner, ray_address)
     with worker_api(task_runner):
         summary = _flow(
-            lambda: extract_flow.with_options(task_runner=task_runner)(
+            lambda: extract_flow.with_options(task_runner=task_runner)(  # type: ignore[arg-type]  # Prefect 3.8 stubs
                 collection=collection, pose=pose, device=device, lake=lake.root
             )
         )

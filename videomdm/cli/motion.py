@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -17,13 +18,20 @@ from videomdm.cli import (
     _settings,
     _start_api,
     app,
-    choice_enum,
     console,
 )
 from videomdm.config import Preset, Settings
 from videomdm.models.mdm.config import GUIDANCE_KINDS, GuidanceKind, Supervision
 
-GuidanceChoice = choice_enum("GuidanceChoice", GUIDANCE_KINDS)
+
+class GuidanceChoice(str, Enum):
+    """The guidance kinds as typer wants them for a list option (it takes no Literal list)."""
+
+    dps = "dps"
+    adam = "adam"
+
+
+assert tuple(GuidanceChoice) == GUIDANCE_KINDS, "GuidanceChoice lists every guidance kind"
 
 if TYPE_CHECKING:
     from videomdm.tasks.train import TrainRequest, TrainResult

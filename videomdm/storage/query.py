@@ -12,6 +12,7 @@ DuckDB's own loop does not look at Python's signals.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -59,9 +60,9 @@ def connect(lake: Lake, at: Mapping[str, int] | None = None) -> duckdb.DuckDBPyC
     unknown = set(at) - set(TABLES)
     if unknown:
         raise UserError(f"unknown table(s) {sorted(unknown)}; valid tables: {', '.join(TABLES)}")
-    for name, version in at.items():
-        if not 0 <= version <= MAX_VERSION:
-            raise UserError(f"--at {name}={version}: a version is between 0 and {MAX_VERSION}")
+    for name, pinned in at.items():
+        if not 0 <= pinned <= MAX_VERSION:
+            raise UserError(f"--at {name}={pinned}: a version is between 0 and {MAX_VERSION}")
     con = duckdb.connect(
         config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
     )
@@ -180,11 +181,15 @@ def run_statements(
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         out = []
         for st in statements:
-            table = _interruptible(con, lambda s=st: con.sql(s).to_arrow_table(), deadline)
+            table = _interruptible(con, functools.partial(_arrow, con, st), deadline)
             out.append(StatementResult(st, table))
         return out
     finally:
         con.close()
+
+
+def _arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
+    return con.sql(sql).to_arrow_table()
 
 
 def _interruptible(
