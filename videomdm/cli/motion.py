@@ -198,6 +198,7 @@ def generate(
     r = _flow(lambda: generate_flow(text, n, seconds, str(out), model, s.lake, seed, guidance))
     for g in r.motions:
         console.print(f"{g.npy}  {g.animation}")
+    console.print(f"player (open in a browser): {r.player}")
 
 
 @app.command()
@@ -209,7 +210,9 @@ def reconstruct(
         GuidanceKind,
         typer.Option(help="dps: 2D-loss gradient through the denoiser; adam: fit x0."),
     ] = "dps",
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write a gif here.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write an mp4, an HTML player, a gif here.")
+    ] = None,
     seed: int = 0,
 ):
     """3D motion of a clip sampled with its 2D keypoints and camera as guidance."""
@@ -229,10 +232,12 @@ def reconstruct(
             clip, model, s.lake, strength, seed, str(out) if out else None, guidance
         )
     )
-    console.print(
-        f"clip {clip}: {r.frames} frames written to motions (lifter_id videomdm)"
-        + (f"; {r.animation}" if r.animation else "")
-    )
+    console.print(f"clip {clip}: {r.frames} frames written to motions (lifter_id videomdm)")
+    if r.pictures is not None:
+        p = r.pictures
+        for what, path in (("video", p.video), ("player", p.player), ("gif", p.animation)):
+            if path:
+                console.print(f"{what}: {path}")
 
 
 @app.command()

@@ -145,6 +145,7 @@ def _train_and_generate(
         scalar_metrics(metrics),
         text,
         [g.animation for g in generated.motions],
+        generated.player,
     )
 
 

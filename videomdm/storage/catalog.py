@@ -178,6 +178,14 @@ def video_uri(lake: Lake, video_id: str) -> str:
     return t.column("uri")[0].as_py()
 
 
+def video_uri_and_fps(lake: Lake, video_id: str) -> tuple[str, float]:
+    t = run_sql(lake, "select uri, fps from videos where video_id = ?", params=[video_id])
+    if t.num_rows == 0:
+        raise UserError(f"no video with id {video_id!r} in the lake")
+    row = t.to_pylist()[0]
+    return row["uri"], float(row["fps"] or 30.0)
+
+
 def people_by_frame(lake: Lake, video_id: str, extractor: str) -> People:
     """One video's keypoints grouped by frame: boxes ``(n, 4)``, keypoints ``(n, 17, 3)``
     and track ids ``(n,)`` of the people in it."""

@@ -30,6 +30,7 @@ class TrainedSection:
     metrics: dict[str, float]
     prompt: str
     animations: list[str] = field(default_factory=list)
+    player: str | None = None  # HTML player of the generated samples
 
 
 @task(
@@ -123,6 +124,14 @@ def report_markdown(
             f"Trained on release `{release.name}`; checkpoint `{trained.checkpoint}`.\n",
             markdown_table([{"metric": k, "value": v} for k, v in trained.metrics.items()]),
             f'### Generated from "{trained.prompt}"\n',
+            *(
+                [
+                    f"[Open the samples in the 3D player]({_rel(trained.player, out_dir)}) "
+                    "(one HTML file: rotate, zoom, play, scrub; works offline).\n"
+                ]
+                if trained.player
+                else []
+            ),
             *[f"![generated {i}]({_rel(p, out_dir)})\n" for i, p in enumerate(trained.animations)],
         ]
     parts.append("## Keypoints over the videos\n")
