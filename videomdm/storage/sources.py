@@ -140,6 +140,6 @@ def local_path(uri: str) -> Iterator[str]:
         return
     suffix = posixpath.splitext(path)[1]
     with tempfile.TemporaryDirectory(prefix="videomdm-") as tmp:
-        local = os.path.join(tmp, "file" + suffix)
+        local = os.path.join(tmp, posixpath.basename(path) or "file" + suffix)
         fs.get(path, local)
         yield local
