@@ -16,8 +16,10 @@ from videomdm.models.viz.player import Motion, player_figure, write_player
 # each 3D scene got a WebGL canvas.
 CHECK = """
 <script>
-window.addEventListener("load", () => setTimeout(() => {
+window.addEventListener("load", () => setTimeout(async () => {
   const gd = document.querySelector(".js-plotly-plot");
+  const before = Array.from(gd.data[0].x.slice(0, 2));
+  await Plotly.animate(gd, ["45"], {frame: {duration: 0, redraw: true}, mode: "immediate"});
   const out = document.createElement("pre");
   out.id = "check";
   out.textContent = JSON.stringify({
@@ -25,7 +27,8 @@ window.addEventListener("load", () => setTimeout(() => {
     frames: gd._transitionData._frames.length,
     scenes: Object.keys(gd._fullLayout).filter(k => /^scene\\d*$/.test(k)).length,
     canvases: document.querySelectorAll(".gl-container canvas").length,
-    x0: gd.data[0].x.slice(0, 2),
+    before: before,
+    after: Array.from(gd.data[0].x.slice(0, 2)),
   });
   document.body.appendChild(out);
 }, 500));
@@ -67,7 +70,8 @@ def test_player_renders_in_headless_chromium(mocap, tmp_path):
     assert found, "plotly did not draw the figure"
     check = json.loads(found.group(1))
     assert check["traces"] == 14 and check["frames"] == 90 and check["scenes"] == 2
-    assert check["canvases"] >= 2 and len(check["x0"]) == 2  # WebGL canvases, real data
+    assert check["canvases"] >= 2  # each 3D scene drawn by WebGL
+    assert len(check["after"]) == 2 and check["after"] != check["before"]  # scrubbed to 1.5 s
 
     shot = tmp_path / "player.png"
     run_chromium(page, tmp_path / "profile2", f"--screenshot={shot}", "--window-size=1000,600")

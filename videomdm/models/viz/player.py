@@ -5,7 +5,8 @@ Each panel can be rotated and zoomed with the mouse; play/pause and a time slide
 panel at once. Panels show the skeleton (left limbs blue, right red, the nose gold), a floor
 grid at y = 0 and the root's trail on the floor (its whole path faint, the part walked so far
 dark). Axes are equal and fixed over the whole motion, so nothing is squashed and the view does
-not jump; the default camera looks at the body's front from a little above.
+not jump, except for a motion that travels far: its panel follows the root with a fixed-size
+window. The default camera looks at the body's front from a little above.
 
 Plot axes (x, y, z) = world (x, -z, y): up is up and nothing is mirrored.
 """
@@ -26,6 +27,7 @@ from videomdm.models.viz.ground import ground
 
 _COLOURS = {_LEFT: "#1f77b4", _RIGHT: "#d62728", _MID: "#555555"}
 _DYNAMIC = 5  # traces per panel that change with the frame: 3 limb groups, joints, trail
+FOLLOW_HALF_M = 1.6  # a motion travelling farther is shown in a window that follows its root
 
 
 @dataclass(frozen=True)
@@ -123,11 +125,25 @@ def _panel(m: Motion, frames: np.ndarray) -> _Panel:
     return _Panel(poses, trail, lo, hi)
 
 
+def _window(panel: _Panel, i: int | None) -> list[list[float]]:
+    """Plot x, y ranges: the whole box, or with ``i`` the window following frame ``i``'s root
+    (a motion that travels far would otherwise shrink to a dot)."""
+    if i is None:
+        half = float((panel.hi - panel.lo)[:2].max()) / 2
+        mid = (panel.hi + panel.lo) / 2
+    else:
+        half, mid = FOLLOW_HALF_M, panel.trail[i]
+    return [[float(mid[k] - half), float(mid[k] + half)] for k in range(2)]
+
+
+def _follows(panel: _Panel) -> bool:
+    return float((panel.hi - panel.lo)[:2].max()) / 2 > FOLLOW_HALF_M + 0.5
+
+
 def _scene(panel: _Panel, first_pose_world: np.ndarray) -> dict:
-    """Equal axes over the panel's box; the camera in front of the body, a little above."""
-    half = float((panel.hi - panel.lo)[:2].max()) / 2
-    mid = (panel.hi + panel.lo) / 2
-    rng = [[mid[k] - half, mid[k] + half] for k in range(2)] + [[0.0, float(panel.hi[2])]]
+    """Equal axes over the panel's box (or the following window); the camera in front of the
+    body, a little above."""
+    rng = _window(panel, 0 if _follows(panel) else None) + [[0.0, float(panel.hi[2])]]
     extent = np.array([r[1] - r[0] for r in rng])
     fwd = _plot(facing(first_pose_world))  # body forward in plot axes (z = 0)
     side = np.array([-fwd[1], fwd[0], 0.0])
@@ -141,6 +157,16 @@ def _scene(panel: _Panel, first_pose_world: np.ndarray) -> dict:
         aspectratio=dict(zip("xyz", (extent / extent.max()).tolist(), strict=True)),
         camera=dict(eye=dict(zip("xyz", eye.tolist(), strict=True)), up=dict(x=0, y=0, z=1)),
     )
+
+
+def _frame_layout(panels: list[_Panel], i: int) -> dict:
+    """Per frame, the following windows of the panels that follow their body."""
+    out = {}
+    for k, p in enumerate(panels):
+        if _follows(p):
+            x, y = _window(p, i)
+            out[f"scene{k + 1 if k else ''}"] = dict(xaxis=dict(range=x), yaxis=dict(range=y))
+    return out
 
 
 def player_figure(motions: Sequence[Motion], title: str = "", max_frames: int = 240) -> go.Figure:
@@ -171,6 +197,7 @@ def player_figure(motions: Sequence[Motion], title: str = "", max_frames: int = 
             name=str(i),
             traces=dynamic,
             data=[tr for p in panels for tr in _dynamic(p.poses[i], p.trail[: i + 1])],
+            layout=_frame_layout(panels, i),
         )
         for i in range(len(frames))
     ]
