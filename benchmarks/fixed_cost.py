@@ -61,7 +61,7 @@ def _extracted_lake(root: Path, videos: Path) -> None:
 def _server_start(env: dict[str, str], repeat: int) -> tuple[float, float]:
     """Seconds from start to healthy, and to stopped, of the temporary server."""
     code = (
-        "import time; from videomdm.flows.server import _start_server as s; "
+        "import time; from videomdm.flows.server import start_server as s; "
         "srv = s(); srv.wait_ready(); t = time.perf_counter(); srv.stop(); "
         "print(srv.ready_after_s, time.perf_counter() - t)"
     )
@@ -77,9 +77,9 @@ def _server_start(env: dict[str, str], repeat: int) -> tuple[float, float]:
 
 def _with_running_server(py: list[str], env: dict[str, str], n: int) -> tuple[str, float, None]:
     """``videomdm clips`` with ``PREFECT_API_URL`` naming a server that is already running."""
-    from videomdm.flows.server import _start_server
+    from videomdm.flows.server import start_server
 
-    server = _start_server()
+    server = start_server()
     try:
         server.wait_ready()
         run_env = {**env, "PREFECT_API_URL": server.api_url}

@@ -26,6 +26,8 @@ def _cut(src, dst, seconds=3) -> None:
 @pytest.fixture(scope="module")
 def s3_env(s3_server, videos_dir, tmp_path_factory):
     """Two short sample videos in the bucket, and the environment of every command."""
+    from videomdm.flows.server import start_server
+
     options, client = s3_server
     d = tmp_path_factory.mktemp("s3videos")
     for name in ("sports2d_demo.mp4", "mgt_dancer.avi"):
@@ -34,7 +36,12 @@ def s3_env(s3_server, videos_dir, tmp_path_factory):
         client.upload_file(str(short), "videomdm", f"videos/{short.name}")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(VIDEOMDM_LAKE=LAKE, VIDEOMDM_STORAGE_OPTIONS=json.dumps(options))
-    return env
+    # one Prefect server for every command, as a user with `prefect server start` has
+    server = start_server()
+    server.wait_ready()
+    env["PREFECT_API_URL"] = server.api_url
+    yield env
+    server.stop()
 
 
 def _run(env, *args, timeout=600):

@@ -73,6 +73,7 @@ def test_a_device_that_cannot_run_fails_before_any_video(lake):
         (["generate", "-t", "walk", "-n", "0"], ["-n must be at least 1"]),
         (["generate", "-t", "walk", "--seconds", "0"], ["--seconds"]),
         (["reconstruct", "--clip", "abc"], ["no trained VideoMDM"]),
+        (["reconstruct", "--clip", "abc", "--strength", "2"], ["strength must be in (0, 1]"]),
         (["train", "--release", "nope"], ["unknown release 'nope'"]),
         (["clips"], ["no extracted keypoints"]),
         (["extract", "--collection", ""], ["--collection must not be empty"]),

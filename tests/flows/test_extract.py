@@ -104,8 +104,8 @@ def test_crash_mid_video_leaves_no_rows_and_rerun_completes(ingested, monkeypatc
 
     real = tasks.run_perception
 
-    def crash_after_first_batch(path, cfg, weights=None):
-        for batch in real(path, cfg, weights):
+    def crash_after_first_batch(path, cfg, weights=None, **kw):
+        for batch in real(path, cfg, weights, **kw):
             yield batch
             if "dancer" in str(path):
                 raise VideoDecodeError(f"decoding {path} failed: simulated corruption")

@@ -94,7 +94,7 @@ def test_pipeline_end_to_end_with_training(one_video, assets, tmp_path, recorded
     assert any(p.startswith("overlay_") for p in pictures)
     assert sum(p.endswith(".gif") for p in pictures) == 2
     players = [line.split("](")[1].split(")")[0] for line in md.splitlines() if "3D player" in line]
-    assert len(players) == 1 and (out / players[0]).read_text().startswith("<html")
+    assert len(players) == 1 and "<html>" in (out / players[0]).read_text()[:200]
     for p in pictures:  # relative links that resolve beside the report
         assert (out / p).read_bytes()[:4] in (PNG, b"GIF8"), p
 

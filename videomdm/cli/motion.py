@@ -21,7 +21,7 @@ from videomdm.cli import (
     console,
 )
 from videomdm.config import Preset, Settings
-from videomdm.models.mdm.config import GUIDANCE_KINDS, GuidanceKind, Supervision
+from videomdm.models.mdm.config import GUIDANCE_KINDS, GuidanceConfig, GuidanceKind, Supervision
 
 
 class GuidanceChoice(str, Enum):
@@ -221,6 +221,7 @@ def reconstruct(
 
     s = _settings()
     lake = open_lake(s.lake)
+    GuidanceConfig(kind=guidance, strength=strength)  # a bad --strength: one line, now
     check_lake_exists(lake)
     check_model(lake, model)
     check_clip(lake, clip)

@@ -41,9 +41,9 @@ def run_pipeline(
     collection = check_collection(collection) or ""
     check_writable_lake(lk)
     list_videos(source)  # a missing source: one line now, not after the server starts
+    check_inputs(lk, release, mocap)
     if mocap:
         check_mocap(mocap)
-    check_inputs(lk, release, mocap)
     _start_api()
     from videomdm.flows.pipeline import pipeline_flow
 

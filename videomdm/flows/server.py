@@ -88,7 +88,7 @@ def start_api() -> TemporaryServer | None:
     global _current
     s = get_settings()
     if _current is None and not s.prefect_api_url:
-        _current = _first_start(s.prefect_home.expanduser()) if _new_home(s) else _start_server()
+        _current = _first_start(s.prefect_home.expanduser()) if _new_home(s) else start_server()
         _point_prefect_at(_current.api_url)
         # registered before Prefect loads, so it runs after Prefect's own exit handlers (log
         # and event flushing), which still talk to the server
@@ -109,7 +109,7 @@ def _first_start(home: Path) -> TemporaryServer:
     with open(home / ".videomdm-first-start.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            server = _start_server()
+            server = start_server()
             if not (home / _MIGRATED).exists():
                 server.wait_ready()
                 (home / _MIGRATED).write_text(f"migrated in {server.ready_after_s:.1f} s\n")
@@ -125,7 +125,7 @@ def wait_for_api(timeout_s: float = STARTUP_TIMEOUT_S) -> None:
         _current.wait_ready(timeout_s)
 
 
-def _start_server() -> TemporaryServer:
+def start_server() -> TemporaryServer:
     """Prefect's server in a subprocess on a free port (not yet ready)."""
     spec = importlib.util.find_spec("prefect")  # its folder, without importing it
     assert spec is not None and spec.submodule_search_locations, "prefect is installed"

@@ -152,7 +152,7 @@ def clip_with_motion(
     lake: Lake, clip_id: str, lifter: str | None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """A clip row and its lifted motion row (``lifter``'s if it has one, else the newest one
-    not reconstructed by VideoMDM); ValueError when either is missing."""
+    not reconstructed by VideoMDM); UserError when either is missing."""
     if not re.fullmatch(r"[0-9a-f]{1,64}", clip_id):
         raise UserError(
             f'clip id {clip_id!r} is not a hex id (see `videomdm sql "select clip_id from clips"`)'

@@ -87,7 +87,7 @@ def save_lifter(lake: Lake, model: Lifter, cfg: LifterConfig, run: Run) -> Run:
     cache_policy=NO_CACHE,
 )
 def current_lifter(lake: Lake) -> Run:
-    """The newest trained lifter's run; ValueError when there is none."""
+    """The newest trained lifter's run; UserError when there is none."""
     run = latest_run(lake, LIFTER)
     if run is None:
         raise UserError("no trained lifter in the lake; run `videomdm train-lifter --mocap DIR`")
