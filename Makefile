@@ -13,7 +13,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export YOLO_OFFLINE := 1
 export HF_HUB_OFFLINE := 1
 
-.PHONY: demo test lint bench ffmpeg venv clean
+.PHONY: demo test lint bench ffmpeg chromium venv clean
 
 # torch first, from its pinned CPU build, so the package's torch range installs nothing more.
 $(BIN)/.installed: pyproject.toml
@@ -30,6 +30,13 @@ ffmpeg:
 	  echo "installing ffmpeg (Debian)"; \
 	  SUDO=$$(command -v sudo || true); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq ffmpeg >/dev/null; }
+
+# Headless Chromium for the test that opens the HTML motion player as a person would.
+chromium:
+	@command -v chromium >/dev/null || { \
+	  echo "installing chromium (Debian)"; \
+	  SUDO=$$(command -v sudo || true); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 MOCAP ?= $(SHARED)/assets/mocap
 DEMO_OUT ?= out/demo
@@ -50,7 +57,7 @@ demo: venv ffmpeg
 	  LEFT JOIN motions m USING (clip_id) ORDER BY 2, 3"
 	@echo "report: $(DEMO_OUT)/report.md"
 
-test: venv ffmpeg
+test: venv ffmpeg chromium
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: venv
@@ -59,6 +66,7 @@ lint: venv
 
 bench: venv
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/fixed_cost.py
 
 clean:
 	rm -rf lake out .pytest_cache

@@ -4,7 +4,8 @@
 
 One figure per asset folder, from one representative clip, drawn by
 videomdm.models.viz.animation.plot_frames (facing the viewer: nose towards you, blue = left
-on the image's right).
+on the image's right). Also docs/player.png: the HTML motion player (three walks side by side)
+as headless Chromium shows it.
 """
 
 from __future__ import annotations
@@ -68,6 +69,42 @@ def draw_figures(mocap: Path, out: Path, fps: float) -> None:
         print(f"wrote {png}")
 
 
+PLAYER_CLIPS = (
+    ("bandai_namco_ds1", "dataset-1_walk_normal_001.bvh"),
+    ("cmu_bvh_subject131", "131_01.bvh"),
+    ("deepmimic_motions", "humanoid3d_walk.txt"),
+)
+CHROMIUM = (
+    "chromium --headless --no-sandbox --disable-gpu --use-angle=swiftshader "
+    "--enable-unsafe-swiftshader --disable-quic --no-first-run --disable-background-networking "
+    "--disable-component-update --disable-sync --virtual-time-budget=10000"
+).split()
+
+
+def draw_player(mocap: Path, out: Path, fps: float) -> None:
+    """The player of three mocap walks, rendered by headless Chromium into docs/player.png."""
+    import subprocess
+    import tempfile
+
+    from videomdm.models.viz.player import Motion, write_player
+
+    motions = []
+    for folder, file in PLAYER_CLIPS:
+        clip = load_mocap_file(mocap / folder / file, fps=fps)
+        assert clip is not None
+        motions.append(Motion(f"{folder}: {clip.name}", clip.joints[: int(6 * fps)], fps))
+    with tempfile.TemporaryDirectory() as tmp:
+        page = write_player(Path(tmp) / "player.html", motions, "mocap walks in the player")
+        shot = out / "player.png"
+        subprocess.run(
+            [*CHROMIUM, f"--user-data-dir={tmp}/profile", f"--screenshot={shot}"]
+            + ["--window-size=1300,600", page.as_uri()],
+            check=True,
+            capture_output=True,
+        )
+    print(f"wrote {shot}")
+
+
 def main() -> None:
     default_assets = Path(__file__).resolve().parents[2] / "shared" / "assets"
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -80,6 +117,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     load_table(args.assets / "mocap", args.fps)
     draw_figures(args.assets / "mocap", args.out, args.fps)
+    draw_player(args.assets / "mocap", args.out, args.fps)
 
 
 if __name__ == "__main__":

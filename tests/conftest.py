@@ -80,3 +80,52 @@ def sample_copy(tmp_path, videos_dir) -> Path:
     for name in SAMPLE_VIDEOS:
         shutil.copy(videos_dir / name, dst / name)
     return dst
+
+
+@pytest.fixture(scope="module")
+def s3_server():
+    """A real S3-compatible server (moto's standalone server) on 127.0.0.1, one bucket, and
+    the storage options that reach it. It honours conditional writes (If-None-Match), which
+    deltalake's commits and the lake's locks rely on. It runs in its own process: deltalake
+    holds the GIL in some calls, so a server thread in the test process would stall."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    import boto3
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.1)
+    options = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ALLOW_HTTP": "true",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+    }
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+    client.create_bucket(Bucket="videomdm")
+    yield options, client
+    proc.terminate()
+    proc.wait(timeout=30)

@@ -2,7 +2,8 @@
 
 ``Settings`` reads ``VIDEOMDM_*`` variables (or a ``.env`` file) and the few foreign ones the
 project honours (``HF_HUB_OFFLINE``, ``YOLO_OFFLINE``, ``XDG_CACHE_HOME``, ``RAY_ADDRESS``,
-torchrun's ``RANK``/``LOCAL_RANK``/``WORLD_SIZE``, ``USER``); every stage takes its values from
+torchrun's ``RANK``/``LOCAL_RANK``/``WORLD_SIZE``, ``USER``, and Prefect's ``PREFECT_API_URL``,
+``PREFECT_HOME``, ``PREFECT_API_DATABASE_CONNECTION_URL``); every stage takes its values from
 here. ``preset`` names the model and training configurations (``small`` trains on a laptop CPU,
 ``paper`` is the paper's). ``PROCESS_DEFAULTS`` are set by the command line before Prefect or
 torch load. Nothing here imports torch.
@@ -12,13 +13,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, get_args
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as PydanticSettingsError
 
+from videomdm.errors import UserError
 from videomdm.models.mdm.config import DenoiserConfig, Supervision, TrainConfig
 from videomdm.models.perception.weights import WeightsSource
 
@@ -32,6 +36,9 @@ PRESETS: tuple[str, ...] = get_args(Preset)
 # Set (if unset) by the command line before anything else loads:
 PROCESS_DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    # Where Prefect starts its temporary server itself (a flow called from Python, a Ray
+    # worker), its 20 s default fails a first start that creates and migrates the database.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "300",
     "YOLO_OFFLINE": "1",  # Ultralytics must never download at run time
     # The project's own loggers reach the Prefect UI beside the run logger; outside a flow run
     # (CLI, tests) they log locally only, without a warning per line.
@@ -46,7 +53,7 @@ PROCESS_DEFAULTS = {
 FORWARDED_TO_WORKERS = ("VIDEOMDM_OFFLINE", "HF_HUB_OFFLINE", "YOLO_OFFLINE", "OMP_WAIT_POLICY")
 
 
-class SettingsError(ValueError):
+class SettingsError(UserError):
     """An invalid setting; the message names the variable and what is accepted."""
 
 
@@ -74,6 +81,12 @@ class Settings(BaseSettings):
     local_rank: int = Field(0, validation_alias="LOCAL_RANK")
     world_size: int = Field(1, validation_alias="WORLD_SIZE")
     user: str = Field("", validation_alias="USER")
+    # Prefect's own, read here to decide how a command gets its API (videomdm.flows.server)
+    prefect_api_url: str | None = Field(None, validation_alias="PREFECT_API_URL")
+    prefect_home: Path = Field(Path("~/.prefect"), validation_alias="PREFECT_HOME")
+    prefect_database_url: str | None = Field(
+        None, validation_alias="PREFECT_API_DATABASE_CONNECTION_URL"
+    )
 
     @field_validator("lake")
     @classmethod
@@ -86,9 +99,11 @@ class Settings(BaseSettings):
     def lake_is_local(self) -> bool:
         return "://" not in self.lake or self.lake.startswith("file://")
 
-    def resolved_device(self) -> str:
-        if self.device != "auto":
-            return self.device
+    def resolved_device(self, device: str | None = None) -> str:
+        """``device`` (default: the setting), with ``auto`` resolved to cuda or cpu."""
+        device = device or self.device
+        if device != "auto":
+            return device
         import torch  # local: settings must not cost a torch import for storage-only commands
 
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -111,6 +126,18 @@ def _explain(err: ValidationError) -> str:
     return "invalid setting: " + "; ".join(parts)
 
 
+def _explain_unparsed(err: PydanticSettingsError) -> str:
+    m = re.search(r'field "(\w+)"', str(err))
+    field = m.group(1) if m else None
+    if field is None or field not in Settings.model_fields:
+        return f"invalid setting: {err}"
+    info = Settings.model_fields[field]
+    name = info.validation_alias if isinstance(info.validation_alias, str) else None
+    name = name or f"VIDEOMDM_{field.upper()}"
+    what = "a JSON object" if field == "storage_options" else "a valid value"
+    return f"invalid setting: {name}={os.environ.get(name, '')!r}: expected {what}"
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings; an invalid value raises ``SettingsError`` with one message."""
@@ -118,6 +145,8 @@ def get_settings() -> Settings:
         return Settings()
     except ValidationError as e:
         raise SettingsError(_explain(e)) from None
+    except PydanticSettingsError as e:  # a value that does not even parse (JSON, say)
+        raise SettingsError(_explain_unparsed(e)) from None
 
 
 def apply_process_defaults() -> None:
@@ -139,7 +168,7 @@ def preset(
 ) -> tuple[DenoiserConfig, TrainConfig]:
     """The denoiser and training configs of a preset; ``steps`` overrides its budget."""
     if name not in PRESETS:
-        raise ValueError(f"preset must be one of {PRESETS}, got {name!r}")
+        raise UserError(f"preset must be one of {PRESETS}, got {name!r}")
     if name == "small":  # trains on a laptop CPU in minutes
         model = DenoiserConfig(width=128, n_layers=4, n_heads=4, ff_dim=256)
         cfg = TrainConfig(supervision=supervision)

@@ -60,6 +60,7 @@ def test_cli_ingest_sql_and_tables(sample_copy, tmp_path):
 
 
 def test_sql_refuses_delete_and_create(tmp_path):
+    (tmp_path / "lake").mkdir()
     for q in ("DELETE FROM videos", "CREATE TABLE t AS SELECT 1"):
         p = _run(["sql", q], tmp_path / "lake", check=False)
         assert p.returncode == 1

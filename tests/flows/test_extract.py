@@ -104,8 +104,8 @@ def test_crash_mid_video_leaves_no_rows_and_rerun_completes(ingested, monkeypatc
 
     real = tasks.run_perception
 
-    def crash_after_first_batch(path, cfg, weights=None):
-        for batch in real(path, cfg, weights):
+    def crash_after_first_batch(path, cfg, weights=None, **kw):
+        for batch in real(path, cfg, weights, **kw):
             yield batch
             if "dancer" in str(path):
                 raise VideoDecodeError(f"decoding {path} failed: simulated corruption")
@@ -150,3 +150,19 @@ def _check_pictures(lake_root: str, out: Path) -> None:
     assert frames == 20
     with pytest.raises(ValueError, match="no extracted keypoints"):
         render_sheet(lake, "0" * 16, out / "none.png")
+
+
+def test_a_person_seen_too_briefly_is_too_short_not_no_person(tmp_path, videos_dir, lake_root):
+    """Six frames of a person: tracked, but shorter than the minimum track length."""
+    d = tmp_path / "blink"
+    d.mkdir()
+    src = str(videos_dir / "sports2d_demo.mp4")
+    _ffmpeg(
+        "-i", src, "-frames:v", "6", "-c:v", "libx264", "-preset", "ultrafast", str(d / "b.mp4")
+    )
+    ingest_flow(str(d), "blink", lake=lake_root)
+    summary = extract_flow(collection="blink", lake=lake_root)
+    assert [(r.status, r.rows) for r in summary.results] == [("too_short", 0)]
+    markers = run_sql(Lake(lake_root), "select status from markers").column("status").to_pylist()
+    assert markers == ["too_short"]
+    assert extract_flow(collection="blink", lake=lake_root).results == []  # finished: skipped

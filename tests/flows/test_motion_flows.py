@@ -7,6 +7,7 @@ decoding), written exactly as the extract flow writes them.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -88,6 +89,7 @@ def test_videomdm_train_resume_generate_reconstruct(lake_root, walk, assets, tmp
     motion = np.load(gen.motions[0].npy)
     assert motion.shape == (30, 17, 3) and np.isfinite(motion).all()
     assert all((tmp_path / g.animation).exists() for g in gen.motions)
+    assert gen.player is not None and "sample 1" in Path(gen.player).read_text()
     assert run_sql(lake, "select count(*) n from generations").column("n")[0].as_py() == 2
 
     clip_id = run_sql(lake, "select clip_id from clips").column("clip_id")[0].as_py()

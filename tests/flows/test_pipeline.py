@@ -93,6 +93,8 @@ def test_pipeline_end_to_end_with_training(one_video, assets, tmp_path, recorded
     pictures = [line.split("](")[1].rstrip(")") for line in md.splitlines() if "![" in line]
     assert any(p.startswith("overlay_") for p in pictures)
     assert sum(p.endswith(".gif") for p in pictures) == 2
+    players = [line.split("](")[1].split(")")[0] for line in md.splitlines() if "3D player" in line]
+    assert len(players) == 1 and "<html>" in (out / players[0]).read_text()[:200]
     for p in pictures:  # relative links that resolve beside the report
         assert (out / p).read_bytes()[:4] in (PNG, b"GIF8"), p
 
@@ -112,7 +114,13 @@ def test_pipeline_end_to_end_with_training(one_video, assets, tmp_path, recorded
     assert again.release.startswith("sports-")
     assert get_release(open_lake(lake), again.release).row_counts == rel.row_counts
     clip_id = run_sql(open_lake(lake), "select clip_id from clips limit 1").to_pylist()[0]
-    assert reconstruct_flow(clip_id["clip_id"], lake=lake).frames > 0
+    rec = reconstruct_flow(clip_id["clip_id"], lake=lake, out=str(tmp_path / "rec"))
+    assert rec.frames > 0 and rec.pictures is not None and rec.pictures.video is not None
+    import av
+
+    with av.open(rec.pictures.video) as c:  # the real clip beside its 3D motion, frame for frame
+        assert sum(1 for _ in c.decode(video=0)) == rec.frames
+    assert Path(rec.pictures.player).stat().st_size > 3_000_000  # plotly.js inlined
     assert len(recorded_options) > 50 and all(o == PROBE for o in recorded_options)
 
 

@@ -10,7 +10,6 @@ import csv
 import json
 import logging
 import sys
-from enum import Enum
 from typing import Annotated, Literal
 
 import typer
@@ -18,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from videomdm.config import Settings, SettingsError, apply_process_defaults, get_settings
+from videomdm.errors import UserError, user_error_in, user_error_names
 
 apply_process_defaults()  # before Prefect or torch load
 
@@ -32,22 +32,22 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 OutFormat = Literal["table", "csv", "json"]
 
 
-def choice_enum(name: str, values: tuple[str, ...]) -> type[Enum]:
-    """A str Enum of ``values`` (a model's choices): typer takes a list of these, not of a
-    Literal."""
-    return Enum(name, {v: v for v in values}, type=str)  # type: ignore[return-value]
+def main() -> None:
+    """The console script: the app, where a user error ends the command as one red line and a
+    non-zero exit (2 for a setting, 1 otherwise), never a traceback."""
+    try:
+        app()
+    except UserError as e:
+        err.print(f"[red]error:[/red] {e}", soft_wrap=True, highlight=False)
+        sys.exit(2 if isinstance(e, SettingsError) else 1)
 
 
 def _settings() -> Settings:
-    try:
-        return get_settings()
-    except SettingsError as e:
-        err.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
+    return get_settings()  # a SettingsError is a UserError: main() prints it
 
 
 @app.callback()
-def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False):
+def _root(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False):
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -57,13 +57,40 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug lo
     _settings()
 
 
-def _or_exit(fn):
-    """Run a flow; a user error (ValueError) is one red line and exit 1, not a traceback."""
-    try:
-        return fn()
-    except ValueError as e:
-        err.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(1) from None
+class _HideUserErrors(logging.Filter):
+    """Leaves out Prefect's console lines about a user error (its traceback, the failed states
+    naming it): ``main()`` prints the error as one line. The Prefect API keeps every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and user_error_in(record.exc_info[1]) is not None:
+            return False
+        if record.levelno < logging.INFO or not record.name.startswith("prefect"):
+            return True
+        msg = record.getMessage()
+        return not any(f"{n}:" in msg or f"{n}(" in msg for n in user_error_names())
+
+
+_HIDE = _HideUserErrors()
+
+
+def _start_api() -> None:
+    """Before a command imports its flows: start the temporary Prefect server (unless
+    ``PREFECT_API_URL`` names one), so it boots while the command loads."""
+    from videomdm.flows.server import start_api
+
+    start_api()
+
+
+def _flow(fn):
+    """Run a flow: wait for the Prefect API, then call ``fn``; a user error it raises reaches
+    ``main()`` as one line, with Prefect's console lines about it left out."""
+    from videomdm.flows.server import wait_for_api
+
+    wait_for_api()
+    for h in logging.getLogger().handlers:  # Prefect's console handler, set up when it loaded
+        if _HIDE not in h.filters:
+            h.addFilter(_HIDE)
+    return fn()
 
 
 def _print_result(result, fmt: OutFormat) -> None:

@@ -1,3 +1,3 @@
-from videomdm.cli import app
+from videomdm.cli import main
 
-app()
+main()

@@ -8,8 +8,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from videomdm.cli import OutFormat, _or_exit, _print_result, _settings, app, console, err
+from videomdm.cli import OutFormat, _flow, _print_result, _settings, _start_api, app, console, err
 from videomdm.config import Device, Runner
+from videomdm.errors import UserError
 from videomdm.models.perception.config import PoseBackend
 
 
@@ -19,9 +20,24 @@ def ingest(
     collection: Annotated[str, typer.Option("--collection", "-c", help="Collection name.")],
 ):
     """Hash, probe and record every video under SOURCE in the `videos` table."""
+    from videomdm.flows.ingest import IngestSummary
+    from videomdm.flows.preflight import check_collection, check_writable_lake, plan_ingest
+    from videomdm.storage import open_lake
+
+    lake = open_lake(_settings().lake)
+    collection = check_collection(collection) or ""
+    check_writable_lake(lake)
+    plan = plan_ingest(lake, source, collection)
+    if plan.todo == 0:  # a no-op needs no flow run
+        _ingest_summary(IngestSummary(files=plan.files, unchanged=plan.files))
+        return
+    _start_api()
     from videomdm.flows.ingest import ingest_flow
 
-    s = ingest_flow(source, collection, lake=_settings().lake)
+    _ingest_summary(_flow(lambda: ingest_flow(source, collection, lake=lake.root)))
+
+
+def _ingest_summary(s) -> None:
     for f in s.failures:
         err.print(f"[yellow]failed[/yellow] {f.uri}: {f.error}")
     console.print(
@@ -43,16 +59,37 @@ def extract(
     ] = None,
 ):
     """Detect, track and extract 2D keypoints of every video not yet extracted."""
-    from videomdm.flows.extract import extract_flow
-    from videomdm.flows.runners import make_task_runner, worker_api
-    from videomdm.storage.markers import DONE, FAILED, NO_PERSON
+    from videomdm.flows.preflight import check_collection, check_writable_lake, plan_extract
+    from videomdm.storage import open_lake
 
     s = _settings()
-    task_runner = _or_exit(lambda: make_task_runner(runner, ray_address))
+    lake = open_lake(s.lake)
+    collection = check_collection(collection)
+    check_writable_lake(lake)
+    device = device or s.device
+    plan = plan_extract(
+        lake, s, pose, s.resolved_device() if device == "auto" else device, collection
+    )
+    if not plan.jobs:  # a no-op needs no flow run
+        console.print(f"extractor {plan.extractor}: every video is extracted already")
+        return
+    _start_api()
+    from videomdm.flows.extract import extract_flow
+    from videomdm.flows.runners import make_task_runner, worker_api
+
+    task_runner = make_task_runner(runner, ray_address)
     with worker_api(task_runner):
-        summary = extract_flow.with_options(task_runner=task_runner)(
-            collection=collection, pose=pose, device=device, lake=s.lake
+        summary = _flow(
+            lambda: extract_flow.with_options(task_runner=task_runner)(  # type: ignore[arg-type]  # Prefect 3.8 stubs
+                collection=collection, pose=pose, device=device, lake=lake.root
+            )
         )
+    _extract_summary(summary)
+
+
+def _extract_summary(summary) -> None:
+    from videomdm.storage.markers import DONE, FAILED, NO_PERSON, TOO_SHORT
+
     for r in summary.results:
         if r.status == FAILED:
             err.print(f"[yellow]failed[/yellow] {r.video_id}: {r.error}")
@@ -60,6 +97,7 @@ def extract(
     console.print(
         f"extractor {summary.extractor}: {len(summary.results)} videos, "
         f"{summary.count(DONE)} done, {summary.count(NO_PERSON)} with no person, "
+        f"{summary.count(TOO_SHORT)} with tracks too short, "
         f"{summary.rows} rows, [{'red' if failed else 'green'}]{failed} failed[/]"
     )
 
@@ -73,32 +111,44 @@ def render(
     max_frames: Annotated[int | None, typer.Option(help="Stop the video after N frames.")] = None,
 ):
     """Draw boxes, track ids and skeletons over a video."""
+    from videomdm.flows.preflight import check_lake_exists
     from videomdm.storage import open_lake
     from videomdm.tasks.render import render_overlay, render_sheet
 
     lake = open_lake(_settings().lake)
+    check_lake_exists(lake)
     if png:
-        path = _or_exit(lambda: render_sheet(lake, video_id, out, extractor))
+        path = render_sheet(lake, video_id, out, extractor)
     else:
-        path = _or_exit(lambda: render_overlay(lake, video_id, out, extractor, max_frames))
+        path = render_overlay(lake, video_id, out, extractor, max_frames)
     console.print(f"wrote {path}")
 
 
 @app.command()
 def clips(collection: Annotated[str | None, typer.Option("--collection", "-c")] = None):
     """Cut extracted tracks into clean per-person clips (the `clips` table)."""
+    from videomdm.flows.preflight import check_collection, check_extracted, check_lake_exists
+    from videomdm.storage import open_lake
+
+    lake = open_lake(_settings().lake)
+    collection = check_collection(collection)
+    check_lake_exists(lake)
+    check_extracted(lake)
+    _start_api()
     from videomdm.flows.motion import clips_flow
 
-    r = _or_exit(lambda: clips_flow(collection=collection, lake=_settings().lake))
+    r = _flow(lambda: clips_flow(collection=collection, lake=lake.root))
     console.print(f"{r.clips} clips from {r.videos} videos ({r.producer})")
 
 
 @app.command()
 def tables():
     """Each lake table with its version, row count and last commit time."""
+    from videomdm.flows.preflight import check_lake_exists
     from videomdm.storage import TABLES, open_lake
 
     lake = open_lake(_settings().lake)
+    check_lake_exists(lake)
     t = Table("table", "version", "rows", "last commit (UTC)", title=f"lake {lake.root}")
     for name in TABLES:
         i = lake.info(name)
@@ -108,6 +158,8 @@ def tables():
 
 
 def _parse_at(values: list[str]) -> dict[str, int]:
+    from videomdm.storage.query import MAX_VERSION
+
     at = {}
     for v in values:
         name, sep, version = v.partition("=")
@@ -115,28 +167,51 @@ def _parse_at(values: list[str]) -> dict[str, int]:
             raise typer.BadParameter(
                 f"{v!r}: expected TABLE=VERSION, e.g. videos=3", param_hint="--at"
             )
+        if int(version) > MAX_VERSION:
+            raise typer.BadParameter(
+                f"{v!r}: version {version.strip()} is too large (at most {MAX_VERSION})",
+                param_hint="--at",
+            )
         at[name.strip()] = int(version)
     return at
 
 
 @app.command()
 def sql(
-    query: Annotated[str, typer.Argument(help="A read-only SQL query (DuckDB dialect).")],
+    query: Annotated[str, typer.Argument(help="Read-only SQL (DuckDB dialect); ';' separates.")],
     at: Annotated[list[str], typer.Option("--at", help="Pin a table: TABLE=VERSION.")] = [],  # noqa: B006
     fmt: Annotated[OutFormat, typer.Option("--format", "-f", help="Output format.")] = "table",
     release: Annotated[
         str | None, typer.Option("--release", help="Every table as this release pinned it.")
     ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Stop the query after this many seconds (0: never).")
+    ] = 600.0,
 ):
-    """Query the lake with DuckDB; every table is a view (optionally at a past version)."""
-    from videomdm.storage import open_lake, run_sql
+    """Query the lake with DuckDB; every table is a view (optionally at a past version).
+
+    The connection reads only the lake's files; Ctrl-C or --timeout stop a query."""
+    from videomdm.flows.preflight import check_lake_exists
+    from videomdm.storage import open_lake
+    from videomdm.storage.query import run_statements
     from videomdm.storage.releases import release_versions
 
     at_versions = _parse_at(at)  # a bad --at is a usage error (exit 2), raised before
     lake = open_lake(_settings().lake)
+    check_lake_exists(lake)
     if release is not None:  # --at still pins single tables on top of the release
-        at_versions = {**_or_exit(lambda: release_versions(lake, release)), **at_versions}
-    _print_result(_or_exit(lambda: run_sql(lake, query, at=at_versions)), fmt)
+        at_versions = {**release_versions(lake, release), **at_versions}
+    try:
+        results = run_statements(lake, query, at=at_versions, timeout_s=timeout or None)
+    except KeyboardInterrupt:  # Ctrl-C: the query was interrupted, not left running
+        err.print("[red]interrupted[/red]: the query was stopped")
+        raise typer.Exit(130) from None
+    if len(results) > 1 and fmt != "table":
+        raise UserError(f"--format {fmt} prints one result: give one statement, not {len(results)}")
+    for r in results:
+        if len(results) > 1:
+            console.print(f"[bold]{r.sql}[/bold]", soft_wrap=True, highlight=False)
+        _print_result(r.table, fmt)
 
 
 @app.command("release")
@@ -145,13 +220,17 @@ def release_cmd(
     notes: Annotated[str | None, typer.Option("--notes", help="Free text kept with it.")] = None,
 ):
     """Pin every data table's current version under NAME (immutable) and announce it."""
-    from videomdm.flows.release import release_flow
+    from videomdm.flows.preflight import check_lake_exists
     from videomdm.storage import open_lake
     from videomdm.storage.releases import check_new_name
 
-    lake = _settings().lake
-    _or_exit(lambda: check_new_name(open_lake(lake), name))  # before a flow run starts
-    r = _or_exit(lambda: release_flow(name, notes, lake=lake)).release
+    lake = open_lake(_settings().lake)
+    check_lake_exists(lake)
+    check_new_name(lake, name)  # before a flow run starts
+    _start_api()
+    from videomdm.flows.release import release_flow
+
+    r = _flow(lambda: release_flow(name, notes, lake=lake.root)).release
     pins = ", ".join(f"{t}={v} ({r.row_counts[t]} rows)" for t, v in r.table_versions.items())
     console.print(f"release {name}: {pins}")
 
@@ -161,9 +240,12 @@ def releases(fmt: Annotated[OutFormat, typer.Option("--format", "-f")] = "table"
     """Every release: when it was made, the table versions it pins, its row counts, notes."""
     import pyarrow as pa
 
+    from videomdm.flows.preflight import check_lake_exists
     from videomdm.storage import open_lake
     from videomdm.storage.releases import list_releases
 
+    lake = open_lake(_settings().lake)
+    check_lake_exists(lake)
     rows = [
         {
             "name": r.name,
@@ -172,7 +254,7 @@ def releases(fmt: Annotated[OutFormat, typer.Option("--format", "-f")] = "table"
             "rows": r.row_counts,
             "notes": r.notes,
         }
-        for r in list_releases(open_lake(_settings().lake))
+        for r in list_releases(lake)
     ]
     if not rows and fmt == "table":
         console.print("no releases yet; make one with `videomdm release NAME`")

@@ -5,16 +5,33 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from videomdm.cli import OutFormat, _or_exit, _print_result, _settings, app, choice_enum, console
+from videomdm.cli import (
+    OutFormat,
+    _flow,
+    _print_result,
+    _settings,
+    _start_api,
+    app,
+    console,
+)
 from videomdm.config import Preset, Settings
-from videomdm.models.mdm.config import GUIDANCE_KINDS, GuidanceKind, Supervision
+from videomdm.models.mdm.config import GUIDANCE_KINDS, GuidanceConfig, GuidanceKind, Supervision
 
-GuidanceChoice = choice_enum("GuidanceChoice", GUIDANCE_KINDS)
+
+class GuidanceChoice(str, Enum):
+    """The guidance kinds as typer wants them for a list option (it takes no Literal list)."""
+
+    dps = "dps"
+    adam = "adam"
+
+
+assert tuple(GuidanceChoice) == GUIDANCE_KINDS, "GuidanceChoice lists every guidance kind"
 
 if TYPE_CHECKING:
     from videomdm.tasks.train import TrainRequest, TrainResult
@@ -28,15 +45,20 @@ def train_lifter(
     if_missing: Annotated[bool, typer.Option(help="Do nothing if a lifter is trained.")] = False,
 ):
     """Train the 2D-to-3D lifter on mocap seen through random cameras; records a run."""
-    from videomdm.flows.motion import train_lifter_flow
+    from videomdm.flows.preflight import check_mocap, check_writable_lake
     from videomdm.storage import open_lake
     from videomdm.storage.runs import LIFTER, latest_run
 
-    lake = _settings().lake
-    if if_missing and (run := latest_run(open_lake(lake), LIFTER)) is not None:
+    lake = open_lake(_settings().lake)
+    check_writable_lake(lake)
+    if if_missing and (run := latest_run(lake, LIFTER)) is not None:
         console.print(f"lifter run {run.run_id} exists; not training another (--if-missing)")
         return
-    r = _or_exit(lambda: train_lifter_flow(mocap, steps=steps, seed=seed, lake=lake))
+    check_mocap(mocap)
+    _start_api()
+    from videomdm.flows.motion import train_lifter_flow
+
+    r = _flow(lambda: train_lifter_flow(mocap, steps=steps, seed=seed, lake=lake.root))
     m = r.metrics
     console.print(
         f"lifter run {r.run_id}: validation PA-MPJPE {m['pa_mpjpe_mm']:.1f} mm clean, "
@@ -47,9 +69,17 @@ def train_lifter(
 @app.command()
 def lift(collection: Annotated[str | None, typer.Option("--collection", "-c")] = None):
     """Lift every clip to 3D with the current lifter (the `motions` table)."""
+    from videomdm.flows.preflight import check_collection, check_lake_exists, check_lifter
+    from videomdm.storage import open_lake
+
+    lake = open_lake(_settings().lake)
+    collection = check_collection(collection)
+    check_lake_exists(lake)
+    check_lifter(lake)
+    _start_api()
     from videomdm.flows.motion import lift_flow
 
-    r = _or_exit(lambda: lift_flow(collection=collection, lake=_settings().lake))
+    r = _flow(lambda: lift_flow(collection=collection, lake=lake.root))
     console.print(f"{r.motions} motions from {r.videos} videos ({r.lifter_id})")
 
 
@@ -62,9 +92,17 @@ def eval_lifter(
     """MPJPE, PA-MPJPE (mm) and acceleration error of the current lifter, clean and noisy 2D."""
     import pyarrow as pa
 
+    from videomdm.flows.preflight import check_lake_exists, check_lifter, check_mocap
+    from videomdm.storage import open_lake
+
+    lake = open_lake(_settings().lake)
+    check_lake_exists(lake)
+    check_lifter(lake)
+    check_mocap(mocap)
+    _start_api()
     from videomdm.flows.motion import eval_lifter_flow
 
-    m = _or_exit(lambda: eval_lifter_flow(mocap, split=split, lake=_settings().lake))
+    m = _flow(lambda: eval_lifter_flow(mocap, split=split, lake=lake.root))
     if fmt == "json":
         sys.stdout.write(json.dumps(m) + "\n")
         return
@@ -91,16 +129,23 @@ def train(
     resume: Annotated[str | None, typer.Option(help="Run id to continue exactly.")] = None,
 ):
     """Train VideoMDM on lifted clips; under torchrun, one rank per process (DDP)."""
-    from videomdm.tasks.train import TrainRequest
+    from videomdm.flows.preflight import check_lake_exists, check_release
+    from videomdm.storage import open_lake
 
     s = _settings()
-    req = TrainRequest(release, supervision, preset, steps, resume)
+    lake = open_lake(s.lake)
+    check_lake_exists(lake)
+    check_release(lake, release)
     if s.world_size > 1:  # torchrun: every rank trains, rank 0 records; no Prefect flow per rank
-        result = _or_exit(lambda: _train_ddp(s, req))
+        from videomdm.tasks.train import TrainRequest
+
+        req = TrainRequest(release, supervision, preset, steps, resume)
+        result = _train_ddp(s, req)
     else:
+        _start_api()
         from videomdm.flows.train import train_flow
 
-        result = _or_exit(lambda: train_flow(release, supervision, preset, steps, s.lake, resume))
+        result = _flow(lambda: train_flow(release, supervision, preset, steps, s.lake, resume))
     if s.rank == 0:
         loss = "-" if result.loss is None else f"{result.loss:.4g}"
         console.print(
@@ -139,12 +184,21 @@ def generate(
     guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 2.5,
 ):
     """Generate 3D motions from text with the newest trained VideoMDM (or --model)."""
-    from videomdm.flows.generate import generate_flow
+    from videomdm.flows.preflight import check_generate, check_lake_exists, check_model
+    from videomdm.storage import open_lake
 
     s = _settings()
-    r = _or_exit(lambda: generate_flow(text, n, seconds, str(out), model, s.lake, seed, guidance))
+    lake = open_lake(s.lake)
+    check_generate(n, seconds)
+    check_lake_exists(lake)
+    check_model(lake, model)
+    _start_api()
+    from videomdm.flows.generate import generate_flow
+
+    r = _flow(lambda: generate_flow(text, n, seconds, str(out), model, s.lake, seed, guidance))
     for g in r.motions:
         console.print(f"{g.npy}  {g.animation}")
+    console.print(f"player (open in a browser): {r.player}")
 
 
 @app.command()
@@ -156,22 +210,35 @@ def reconstruct(
         GuidanceKind,
         typer.Option(help="dps: 2D-loss gradient through the denoiser; adam: fit x0."),
     ] = "dps",
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write a gif here.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write an mp4, an HTML player, a gif here.")
+    ] = None,
     seed: int = 0,
 ):
     """3D motion of a clip sampled with its 2D keypoints and camera as guidance."""
-    from videomdm.flows.generate import reconstruct_flow
+    from videomdm.flows.preflight import check_clip, check_lake_exists, check_model
+    from videomdm.storage import open_lake
 
     s = _settings()
-    r = _or_exit(
+    lake = open_lake(s.lake)
+    GuidanceConfig(kind=guidance, strength=strength)  # a bad --strength: one line, now
+    check_lake_exists(lake)
+    check_model(lake, model)
+    check_clip(lake, clip)
+    _start_api()
+    from videomdm.flows.generate import reconstruct_flow
+
+    r = _flow(
         lambda: reconstruct_flow(
             clip, model, s.lake, strength, seed, str(out) if out else None, guidance
         )
     )
-    console.print(
-        f"clip {clip}: {r.frames} frames written to motions (lifter_id videomdm)"
-        + (f"; {r.animation}" if r.animation else "")
-    )
+    console.print(f"clip {clip}: {r.frames} frames written to motions (lifter_id videomdm)")
+    if r.pictures is not None:
+        p = r.pictures
+        for what, path in (("video", p.video), ("player", p.player), ("gif", p.animation)):
+            if path:
+                console.print(f"{what}: {path}")
 
 
 @app.command()
@@ -204,6 +271,10 @@ def evaluate(
     """Lifter vs VideoMDM (2D only) vs 3D-supervised MDM on held-out mocap (known 3D)."""
     import pyarrow as pa
 
+    from videomdm.flows.preflight import check_mocap
+
+    check_mocap(mocap)
+    _start_api()
     from videomdm.flows.evaluate import EvaluationConfig, evaluate_flow
 
     cfg = EvaluationConfig(
@@ -216,7 +287,7 @@ def evaluate(
         target_source=target_source,
         lifter_steps=lifter_steps,
     )
-    m = _or_exit(lambda: evaluate_flow(mocap, cfg, out=str(out), lake=_settings().lake))
+    m = _flow(lambda: evaluate_flow(mocap, cfg, out=str(out), lake=_settings().lake))
     if fmt == "json":
         sys.stdout.write(json.dumps(dataclasses.asdict(m), default=float) + "\n")
         return

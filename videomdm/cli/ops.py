@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from videomdm.cli import _or_exit, _settings, app, console
+from videomdm.cli import _flow, _settings, _start_api, app, console
 
 
 @app.command("run")
@@ -27,12 +27,27 @@ def run_pipeline(
     prompt: Annotated[str | None, typer.Option(help="Text to generate from (--train).")] = None,
 ):
     """Ingest, extract, clips, lift and release (with --train: train, generate); a report."""
-    from videomdm.flows.pipeline import check_inputs, pipeline_flow
+    from videomdm.flows.preflight import (
+        check_collection,
+        check_inputs,
+        check_mocap,
+        check_writable_lake,
+    )
     from videomdm.storage import open_lake
+    from videomdm.storage.sources import list_videos
 
     lake = _settings().lake
-    _or_exit(lambda: check_inputs(open_lake(lake), release, mocap))  # before any flow run starts
-    r = _or_exit(
+    lk = open_lake(lake)
+    collection = check_collection(collection) or ""
+    check_writable_lake(lk)
+    list_videos(source)  # a missing source: one line now, not after the server starts
+    check_inputs(lk, release, mocap)
+    if mocap:
+        check_mocap(mocap)
+    _start_api()
+    from videomdm.flows.pipeline import pipeline_flow
+
+    r = _flow(
         lambda: pipeline_flow(
             source,
             collection,
@@ -70,7 +85,7 @@ def serve(
     )
 
     _settings()
-    overrides = _or_exit(lambda: parse_overrides(param))
-    _or_exit(lambda: runner_deployments(file, only, overrides))  # bad names: one line, exit 1
-    _or_exit(require_api_url)
+    overrides = parse_overrides(param)
+    runner_deployments(file, only, overrides)  # bad names: one line, exit 1
+    require_api_url()
     serve_deployments(file, only, overrides, limit)

@@ -24,6 +24,8 @@ from prefect.schedules import Cron, Schedule
 from prefect.types.entrypoint import EntrypointType
 from pydantic import TypeAdapter
 
+from videomdm.errors import UserError
+
 log = logging.getLogger(__name__)
 
 _TRIGGERS: TypeAdapter[DeploymentTriggerTypes] = TypeAdapter(DeploymentTriggerTypes)
@@ -35,7 +37,7 @@ def find_prefect_yaml(path: str | Path | None = None) -> Path:
     for p in [Path(path)] if path else [Path("prefect.yaml"), here]:
         if p.is_file():
             return p
-    raise ValueError(f"no prefect.yaml at {path or f'./prefect.yaml or {here}'}")
+    raise UserError(f"no prefect.yaml at {path or f'./prefect.yaml or {here}'}")
 
 
 def deployment_specs(path: str | Path | None = None) -> list[dict[str, Any]]:
@@ -48,11 +50,11 @@ def load_entrypoint(entrypoint: str) -> Flow:
     the served flow is the installed package's, whatever the working directory)."""
     file, sep, attr = entrypoint.partition(":")
     if not sep or not file.endswith(".py"):
-        raise ValueError(f"entrypoint {entrypoint!r}: expected path/to/module.py:flow_function")
+        raise UserError(f"entrypoint {entrypoint!r}: expected path/to/module.py:flow_function")
     module = importlib.import_module(file.removesuffix(".py").replace("/", "."))
     found = getattr(module, attr, None)
     if not isinstance(found, Flow):
-        raise ValueError(f"entrypoint {entrypoint!r} is not a Prefect flow")
+        raise UserError(f"entrypoint {entrypoint!r} is not a Prefect flow")
     return found
 
 
@@ -63,7 +65,7 @@ def parse_overrides(values: Sequence[str]) -> dict[str, dict[str, Any]]:
         key, sep, raw = v.partition("=")
         dep, dot, param = key.partition(".")
         if not sep or not dot or not dep or not param:
-            raise ValueError(f"{v!r}: expected DEPLOYMENT.PARAM=VALUE, e.g. retrain.steps=2")
+            raise UserError(f"{v!r}: expected DEPLOYMENT.PARAM=VALUE, e.g. retrain.steps=2")
         try:
             value = json.loads(raw)
         except json.JSONDecodeError:
@@ -82,7 +84,7 @@ def runner_deployments(
     overrides = overrides or {}
     unknown = (set(only) | set(overrides)) - set(specs)
     if unknown:
-        raise ValueError(f"unknown deployment(s) {sorted(unknown)}; valid: {', '.join(specs)}")
+        raise UserError(f"unknown deployment(s) {sorted(unknown)}; valid: {', '.join(specs)}")
     return [
         _runner_deployment(specs[name], overrides.get(name, {})) for name in (only or list(specs))
     ]
@@ -93,7 +95,7 @@ def _runner_deployment(d: Mapping[str, Any], override: Mapping[str, Any]) -> Run
     params = {**(d.get("parameters") or {}), **override}
     valid = inspect.signature(flow.fn).parameters
     if bad := set(params) - set(valid):
-        raise ValueError(
+        raise UserError(
             f"{d['name']}: unknown parameter(s) {sorted(bad)}; valid: {', '.join(valid)}"
         )
     triggers: list[DeploymentTriggerTypes | TriggerTypes] = [
@@ -114,7 +116,7 @@ def _runner_deployment(d: Mapping[str, Any], override: Mapping[str, Any]) -> Run
 
 def _schedule(s: Mapping[str, Any]) -> Schedule:
     if "cron" not in s:
-        raise ValueError(f"only cron schedules are served, got {dict(s)}")
+        raise UserError(f"only cron schedules are served, got {dict(s)}")
     return Cron(s["cron"], timezone=s.get("timezone"), active=s.get("active", True))
 
 
@@ -125,7 +127,7 @@ def require_api_url() -> str:
 
     url = PREFECT_API_URL.value()
     if not url:
-        raise ValueError(
+        raise UserError(
             "serving needs a Prefect server: start one (`prefect server start`) and set "
             "PREFECT_API_URL, e.g. export PREFECT_API_URL=http://127.0.0.1:4200/api"
         )

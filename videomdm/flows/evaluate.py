@@ -11,6 +11,7 @@ from prefect import flow
 from prefect.artifacts import create_table_artifact
 
 from videomdm.config import get_settings, preset
+from videomdm.errors import UserError
 from videomdm.flows.context import flow_run_id
 from videomdm.flows.motion import lifter_config
 from videomdm.models.lifter.network import Lifter
@@ -154,7 +155,7 @@ def _in_domain(clips: list[MocapClip], lake: Lake) -> LifterChoice:
     train = [c for c in clips if c.name not in held_out]
     val = [c for c in clips if c.name in held_out]
     if not val:
-        raise ValueError("none of these mocap clips was held out by the current lifter")
+        raise UserError("none of these mocap clips was held out by the current lifter")
     lifter, _ = load_lifter(run)
     return LifterChoice(lifter, train, val, {"lifter_run": run.run_id})
 

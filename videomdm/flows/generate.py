@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
 from videomdm.config import get_settings
+from videomdm.errors import UserError
 from videomdm.flows.context import flow_run_id
 from videomdm.models.mdm.config import GuidanceConfig
 from videomdm.storage import open_lake
 from videomdm.tasks.generate import (
     GeneratedMotion,
+    ReconstructionPictures,
     draw_reconstruction,
     generate_motions,
     load_clip,
     load_model,
+    play_generations,
     reconstruct_clip,
     save_generations,
     save_reconstruction,
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 class Generated:
     model: str  # run id (or checkpoint name)
     motions: list[GeneratedMotion] = field(default_factory=list)
+    player: str | None = None  # HTML with every sample side by side
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,7 @@ class Reconstructed:
     clip_id: str
     model: str
     frames: int
-    animation: str | None = None
+    pictures: ReconstructionPictures | None = None  # with ``out``: gif, mp4, HTML player
 
 
 @flow(name="generate-motion")
@@ -56,17 +59,18 @@ def generate_flow(
     """``n`` motions of ``seconds`` for ``text`` from the newest model (or ``model``): per
     sample a ``(T, 17, 3)`` .npy in metres, a gif and a row in ``generations``."""
     if n < 1 or seconds <= 0:
-        raise ValueError(f"n must be >= 1 and seconds > 0, got n={n}, seconds={seconds}")
+        raise UserError(f"n must be >= 1 and seconds > 0, got n={n}, seconds={seconds}")
     lk = open_lake(lake)
     m = load_model(lk, model, get_settings().resolved_device())
     joints = generate_motions(m, text, n, seconds, steps, guidance_scale, seed)
     saved = save_generations(lk, m, text, joints, out, seed, guidance_scale)
+    player = play_generations(text, joints, m.fps, out, seed)
     create_markdown_artifact(
         key="generated-motions",
-        markdown=f"# {text}\n\nmodel `{m.name}`, {n} samples\n\n"
+        markdown=f"# {text}\n\nmodel `{m.name}`, {n} samples; player `{player}`\n\n"
         + "\n".join(f"- `{g.animation}`" for g in saved),
     )
-    return Generated(m.name, saved)
+    return Generated(m.name, saved, player)
 
 
 @flow(name="reconstruct-clip")
@@ -81,14 +85,13 @@ def reconstruct_flow(
 ) -> Reconstructed:
     """3D motion of one clip sampled with its keypoints and camera as guidance (``guidance``
     one of ``GUIDANCE_KINDS``), written to ``motions`` with lifter_id ``videomdm``; ``out``
-    also writes a gif beside the lifter's."""
+    also gets pictures: a gif beside the lifter's, an mp4 of the clip beside the 3D motion
+    (seen from the camera and the side) and the HTML player."""
     cfg = GuidanceConfig(kind=guidance, strength=strength)  # type: ignore[arg-type]
     lk = open_lake(lake)
     clip = load_clip(lk, clip_id)
     m = load_model(lk, model, get_settings().resolved_device())
     rec = reconstruct_clip(m, clip.sample, cfg, seed)
     save_reconstruction(lk, clip.clip, rec, m.name, flow_run_id())
-    gif = None
-    if out:
-        gif = draw_reconstruction(str(Path(out) / f"reconstruct_{clip_id}.gif"), clip.sample, rec)
-    return Reconstructed(clip_id, m.name, len(rec.joints), gif)
+    pictures = draw_reconstruction(lk, out, clip, rec) if out else None
+    return Reconstructed(clip_id, m.name, len(rec.joints), pictures)

@@ -13,7 +13,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from videomdm.flows.context import flow_run_id
 from videomdm.progress import progress_bar
 from videomdm.storage import open_lake
-from videomdm.tasks.ingest import inspect_video, is_unchanged, list_source, load_known, write_videos
+from videomdm.storage.catalog import is_unchanged
+from videomdm.tasks.ingest import inspect_video, list_source, load_known, write_videos
 
 log = logging.getLogger(__name__)
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
+from videomdm.errors import UserError
 from videomdm.flows.context import flow_run_id
 from videomdm.models.lifter.network import LifterConfig
 from videomdm.models.lifter.train import split_by_clip
@@ -124,14 +125,14 @@ def eval_lifter_flow(
 ) -> dict[str, float]:
     """The current lifter on mocap through random cameras: MPJPE, PA-MPJPE, accel (clean, noisy)."""
     if split not in ("val", "all"):
-        raise ValueError(f"split must be 'val' or 'all', got {split!r}")
+        raise UserError(f"split must be 'val' or 'all', got {split!r}")
     run = current_lifter(open_lake(lake))
     clips = load_mocap(mocap, 30.0)
     if split == "val":
         held_out = set(run.metrics.get("val_clips", []))
         clips = [c for c in clips if c.name in held_out]
         if not clips:
-            raise ValueError(
+            raise UserError(
                 "none of these clips was held out when the lifter was trained; use --split all"
             )
     model, cfg = load_lifter(run)

@@ -24,12 +24,12 @@ from videomdm.flows.motion import (
     lift_flow,
     train_lifter_flow,
 )
+from videomdm.flows.preflight import check_inputs
 from videomdm.flows.release import release_flow
 from videomdm.storage import Lake, open_lake
 from videomdm.storage.datasets import CollectionCounts
 from videomdm.storage.lake import utcnow
-from videomdm.storage.markers import DONE, FAILED, NO_PERSON
-from videomdm.storage.releases import check_new_name
+from videomdm.storage.markers import DONE, FAILED, NO_PERSON, TOO_SHORT
 from videomdm.storage.runs import LIFTER, Run, latest_run
 from videomdm.tasks.render import overlay_sheets
 from videomdm.tasks.report import (
@@ -69,17 +69,6 @@ def default_release_name(collection: str) -> str:
     """``<collection>-<UTC timestamp>``, with characters a release name cannot hold replaced."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", collection).strip("-._") or "release"
     return f"{slug}-{utcnow():%Y%m%dT%H%M%SZ}"
-
-
-def check_inputs(lake: Lake, release: str | None, mocap: list[str] | None) -> None:
-    """Fail before hours of work: a taken release name, or no lifter and nothing to train one."""
-    if release is not None:
-        check_new_name(lake, release)
-    if not mocap and latest_run(lake, LIFTER) is None:
-        raise ValueError(
-            "no trained lifter in the lake and no mocap to train one: pass --mocap DIR "
-            "(e.g. ../shared/assets/mocap) or run `videomdm train-lifter --mocap DIR` first"
-        )
 
 
 @flow(name="pipeline")
@@ -156,6 +145,7 @@ def _train_and_generate(
         scalar_metrics(metrics),
         text,
         [g.animation for g in generated.motions],
+        generated.player,
     )
 
 
@@ -176,7 +166,8 @@ def step_rows(s: Steps, t: CollectionCounts) -> list[dict[str, str]]:
         {
             "step": "extract",
             "this run": f"{_n(len(e.results), 'video')}: {e.count(DONE)} done, "
-            f"{e.count(NO_PERSON)} with no person, {e.count(FAILED)} failed; "
+            f"{e.count(NO_PERSON)} with no person, {e.count(TOO_SHORT)} with tracks too short, "
+            f"{e.count(FAILED)} failed; "
             f"{_n(e.rows, 'row')}",
             "in the release": f"{_n(t.keypoint_rows, 'keypoint row')}, {_n(t.tracks, 'track')}",
         },

@@ -16,6 +16,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from videomdm.config import RUNNERS, forwarded_env, get_settings
+from videomdm.errors import UserError
 
 
 def make_task_runner(
@@ -28,17 +29,17 @@ def make_task_runner(
     None starts a local Ray instance, or joins the one named by ``$RAY_ADDRESS``). Call the flow
     inside ``worker_api(runner)``."""
     if runner not in RUNNERS:
-        raise ValueError(f"unknown task runner {runner!r}; valid options: {', '.join(RUNNERS)}")
+        raise UserError(f"unknown task runner {runner!r}; valid options: {', '.join(RUNNERS)}")
     if runner == "thread":
         if ray_address:
-            raise ValueError("--ray-address needs the ray runner (--runner ray)")
+            raise UserError("--ray-address needs the ray runner (--runner ray)")
         return ThreadPoolTaskRunner(max_workers=max_workers)
     try:
         from prefect_ray import RayTaskRunner
     except ImportError:
-        raise ValueError("the ray runner needs prefect-ray: pip install 'videomdm[ray]'") from None
+        raise UserError("the ray runner needs prefect-ray: pip install 'videomdm[ray]'") from None
     if (ray_address or get_settings().ray_address) and not PREFECT_API_URL.value():
-        raise ValueError(
+        raise UserError(
             "tasks on a Ray cluster report to the Prefect API: set PREFECT_API_URL to a server "
             "its nodes can reach (e.g. http://HOST:4200/api from docker/compose.yaml)"
         )

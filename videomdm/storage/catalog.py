@@ -13,10 +13,12 @@ from typing import Any
 
 import numpy as np
 
+from videomdm.errors import UserError
 from videomdm.storage.codecs import keypoint_arrays, list_column
 from videomdm.storage.lake import Lake
 from videomdm.storage.markers import DONE, FINISHED, latest_producer, markers
 from videomdm.storage.query import run_sql
+from videomdm.storage.sources import SourceFile
 
 RECONSTRUCT_ID = "videomdm"  # the lifter_id of motions reconstructed by VideoMDM
 
@@ -66,6 +68,18 @@ def known_videos(lake: Lake) -> dict[str, KnownVideo]:
     }
 
 
+def is_unchanged(f: SourceFile, known: dict[str, KnownVideo], collection: str) -> bool:
+    """Same uri, size, mtime and collection as a row already ingested: nothing to do."""
+    k = known.get(f.uri)
+    return (
+        k is not None
+        and k.size == f.size
+        and k.mtime == f.mtime
+        and k.collection == collection
+        and f.size is not None
+    )
+
+
 def pending_videos(lake: Lake, extractor: str, collection: str | None = None) -> list[VideoJob]:
     """Ingested, decodable videos with no finished marker for this extractor, by uri."""
     done = {k[0] for k, m in markers(lake, "keypoints", extractor).items() if m.status in FINISHED}
@@ -106,7 +120,7 @@ def latest_extractor(lake: Lake, video_id: str | None = None) -> str:
         found = latest_producer(lake, "keypoints", video_id)
         where = f"for video {video_id}; run `videomdm extract`"
     if found is None:
-        raise ValueError(f"no extracted keypoints {where}")
+        raise UserError(f"no extracted keypoints {where}")
     return found
 
 
@@ -138,14 +152,14 @@ def clip_with_motion(
     lake: Lake, clip_id: str, lifter: str | None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """A clip row and its lifted motion row (``lifter``'s if it has one, else the newest one
-    not reconstructed by VideoMDM); ValueError when either is missing."""
+    not reconstructed by VideoMDM); UserError when either is missing."""
     if not re.fullmatch(r"[0-9a-f]{1,64}", clip_id):
-        raise ValueError(
+        raise UserError(
             f'clip id {clip_id!r} is not a hex id (see `videomdm sql "select clip_id from clips"`)'
         )
     clips = run_sql(lake, "select * from clips where clip_id = ?", params=[clip_id]).to_pylist()
     if not clips:
-        raise ValueError(f"no clip {clip_id!r} in the lake")
+        raise UserError(f"no clip {clip_id!r} in the lake")
     motions = run_sql(
         lake,
         "select * from motions where clip_id = ? and lifter_id != ? "
@@ -153,17 +167,23 @@ def clip_with_motion(
         params=[clip_id, RECONSTRUCT_ID, lifter or ""],
     ).to_pylist()
     if not motions:
-        raise ValueError(f"clip {clip_id} has no lifted motion (its camera); run `videomdm lift`")
+        raise UserError(f"clip {clip_id} has no lifted motion (its camera); run `videomdm lift`")
     return clips[0], motions[0]
 
 
 def video_uri(lake: Lake, video_id: str) -> str:
     t = run_sql(lake, "select uri from videos where video_id = ?", params=[video_id])
     if t.num_rows == 0:
-        raise ValueError(
-            f"no video with id {video_id!r}; see `videomdm sql 'select * from videos'`"
-        )
+        raise UserError(f"no video with id {video_id!r}; see `videomdm sql 'select * from videos'`")
     return t.column("uri")[0].as_py()
+
+
+def video_uri_and_fps(lake: Lake, video_id: str) -> tuple[str, float]:
+    t = run_sql(lake, "select uri, fps from videos where video_id = ?", params=[video_id])
+    if t.num_rows == 0:
+        raise UserError(f"no video with id {video_id!r} in the lake")
+    row = t.to_pylist()[0]
+    return row["uri"], float(row["fps"] or 30.0)
 
 
 def people_by_frame(lake: Lake, video_id: str, extractor: str) -> People:

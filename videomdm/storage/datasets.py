@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from videomdm.errors import UserError
 from videomdm.models.motion.sample import MotionSample
 from videomdm.storage.codecs import motion_sample
 from videomdm.storage.lake import Lake
@@ -50,7 +51,7 @@ def training_set(lake: Lake, release: str | None = None) -> TrainingSet:
     rows = run_sql(lake, _TRAINING_SQL, at=at).to_pylist()
     if not rows:
         where = f"release {release!r}" if release else "the lake"
-        raise ValueError(f"no lifted clips in {where}; run `videomdm lift` first")
+        raise UserError(f"no lifted clips in {where}; run `videomdm lift` first")
     lifter = _newest_lifter(lake, {r["lifter_id"] for r in rows})
     samples = [motion_sample(r) for r in rows if r["lifter_id"] == lifter]
     versions = at or {

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
+from videomdm.storage.objectstore import configure_fsspec, object_lock
 from videomdm.storage.schemas import TABLES, TableSpec, spec
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,14 @@ class Lake:
         self.local = "://" not in self.root or self.root.startswith("file://")
         if self.local:
             self.root = str(Path(self.root.removeprefix("file://")).expanduser().resolve())
+        else:
+            configure_fsspec(self.storage_options)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickled in another process (a Ray worker): fsspec needs the options there too."""
+        self.__dict__.update(state)
+        if not self.local:
+            configure_fsspec(self.storage_options)
 
     def __repr__(self) -> str:
         return f"Lake({self.root!r})"
@@ -117,10 +126,12 @@ class Lake:
 
         Delta's optimistic concurrency already rejects conflicting commits, but two merges that
         both insert the same new key read disjoint snapshots and can both succeed; on a local
-        lake an flock closes that gap. Object stores rely on the commit retry below.
+        lake an flock closes that gap; on an object store a lock object created only if absent
+        (``objectstore.object_lock``) does.
         """
         if not self.local:
-            yield
+            with object_lock(f"{self.root}/_locks/{name}.lock"):
+                yield
             return
         with _flock(Path(self.root) / "_locks" / f"{name}.lock"):
             yield
@@ -130,13 +141,14 @@ class Lake:
         """Hold one item of a table (a video's keypoints, say) for as long as it is produced.
 
         Two runs of the same step at once would both see no done-marker and both append the
-        item's rows; on a local lake the second waits here and then finds the marker. Object
-        stores have no such lock: run one producer per item there (a Prefect concurrency limit).
+        item's rows; the second waits here and then finds the marker (an flock on a local lake,
+        a conditionally created lock object on an object store).
         """
-        if not self.local:
-            yield
-            return
         digest = hashlib.sha256(item.encode()).hexdigest()[:32]  # ids may hold "/" or ":"
+        if not self.local:
+            with object_lock(f"{self.root}/_locks/{name}/{digest}.lock"):
+                yield
+            return
         with _flock(Path(self.root) / "_locks" / name / f"{digest}.lock"):
             yield
 
@@ -178,8 +190,8 @@ class Lake:
         """Insert the rows whose key is not in the small table yet, in one commit; existing rows
         are left as they are. Returns how many rows were inserted.
 
-        On a local lake the table lock makes it check-and-insert: of two writers of the same new
-        key exactly one inserts it. On an object store two concurrent inserts can both land.
+        The table lock makes it check-and-insert: of two writers of the same new key exactly one
+        inserts it.
         """
         if rows.num_rows == 0:
             return 0

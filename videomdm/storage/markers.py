@@ -23,7 +23,8 @@ from videomdm.storage.schemas import spec
 log = logging.getLogger(__name__)
 
 DONE, NO_PERSON, FAILED = "done", "no_person", "failed"
-FINISHED = (DONE, NO_PERSON)
+TOO_SHORT = "too_short"  # people were tracked, but no track was long enough to keep
+FINISHED = (DONE, NO_PERSON, TOO_SHORT)
 
 
 @dataclass(frozen=True)

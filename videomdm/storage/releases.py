@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from videomdm.errors import UserError
 from videomdm.storage.lake import Lake, row_count, rows_to_table, utcnow
 from videomdm.storage.query import run_sql
 from videomdm.storage.schemas import TABLES
@@ -39,9 +40,9 @@ class Release:
 
 
 def check_name(name: str) -> str:
-    """The name itself, or ValueError saying what a release name may hold."""
+    """The name itself, or UserError saying what a release name may hold."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise ValueError(
+        raise UserError(
             f"invalid release name {name!r}: use 1-128 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit (e.g. samples-2026-11-23)"
         )
@@ -49,7 +50,7 @@ def check_name(name: str) -> str:
 
 
 def check_new_name(lake: Lake, name: str) -> str:
-    """The name, if valid and not taken yet; else ValueError (so callers can fail early)."""
+    """The name, if valid and not taken yet; else UserError (so callers can fail early)."""
     check_name(name)
     if (old := _find(lake, name)) is not None:
         raise _exists(old)
@@ -61,7 +62,7 @@ def create_release(
 ) -> Release:
     """Pin the current version and row count of every data table under ``name``.
 
-    Releases never change: a name that exists raises ValueError. Of two processes creating the
+    Releases never change: a name that exists raises UserError. Of two processes creating the
     same name at once on a local lake exactly one succeeds (the insert is checked under the
     ``releases`` table's lock).
     """
@@ -82,11 +83,11 @@ def create_release(
 
 
 def get_release(lake: Lake, name: str) -> Release:
-    """The release ``name``; ValueError if unknown."""
+    """The release ``name``; UserError if unknown."""
     found = _find(lake, name)
     if found is None:
         known = [r.name for r in list_releases(lake)]
-        raise ValueError(
+        raise UserError(
             f"unknown release {name!r}; known: {', '.join(known) if known else 'none yet'} "
             "(create one with `videomdm release NAME`)"
         )
@@ -126,9 +127,9 @@ def _decode(row: dict[str, Any]) -> Release:
     )
 
 
-def _exists(old: Release) -> ValueError:
+def _exists(old: Release) -> UserError:
     when = old.created_at.strftime("%Y-%m-%d %H:%M:%S UTC") if old.created_at else "?"
-    return ValueError(
+    return UserError(
         f"release {old.name!r} already exists (created {when}); releases are immutable: "
         "choose another name"
     )

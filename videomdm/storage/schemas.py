@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from videomdm.errors import UserError
+
 N_JOINTS = 17  # COCO-17, the canonical skeleton
 
 _TS = pa.timestamp("us", tz="UTC")
@@ -156,7 +158,7 @@ MARKERS = pa.schema(
         pa.field("table_name", pa.string(), nullable=False),
         pa.field("item_id", pa.string(), nullable=False),
         pa.field("producer", pa.string(), nullable=False),
-        pa.field("status", pa.string(), nullable=False),  # done | no_person | failed
+        pa.field("status", pa.string(), nullable=False),  # done | no_person | too_short | failed
         pa.field("rows", pa.int64()),
         pa.field("data_version", pa.int64()),  # version of the big table holding the rows
         pa.field("error", pa.string()),
@@ -204,4 +206,4 @@ def spec(name: str) -> TableSpec:
     try:
         return TABLES[name]
     except KeyError:
-        raise ValueError(f"unknown table {name!r}; valid tables: {', '.join(TABLES)}") from None
+        raise UserError(f"unknown table {name!r}; valid tables: {', '.join(TABLES)}") from None

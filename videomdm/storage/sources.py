@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import fsspec
 
+from videomdm.errors import UserError
+
 log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = frozenset(
@@ -22,6 +24,10 @@ VIDEO_EXTENSIONS = frozenset(
 )
 CAPTIONS_CSV = "captions.csv"
 _HASH_CHUNK = 4 << 20  # 4 MiB reads: sha256 runs at ~1 GB/s, larger chunks gain nothing
+
+
+class SourceNotFoundError(UserError, FileNotFoundError):
+    """The video source (folder, file or URI) does not exist."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +50,7 @@ def list_videos(source: str) -> list[SourceFile]:
     """Video files (by extension) under ``source``, recursively, sorted by URI."""
     fs, root = _fs(source)
     if not fs.exists(root):
-        raise FileNotFoundError(f"video source {source} does not exist")
+        raise SourceNotFoundError(f"video source {source} does not exist")
     if fs.isfile(root):
         found = {root: fs.info(root)}
     else:
@@ -134,6 +140,6 @@ def local_path(uri: str) -> Iterator[str]:
         return
     suffix = posixpath.splitext(path)[1]
     with tempfile.TemporaryDirectory(prefix="videomdm-") as tmp:
-        local = os.path.join(tmp, "file" + suffix)
+        local = os.path.join(tmp, posixpath.basename(path) or "file" + suffix)
         fs.get(path, local)
         yield local

@@ -18,6 +18,7 @@ from videomdm.storage.catalog import VideoMeta, track_keypoints, videos_needing
 from videomdm.storage.codecs import flat
 from videomdm.storage.lake import rows_to_table, utcnow
 from videomdm.storage.markers import DONE, NO_PERSON, set_marker
+from videomdm.tasks.retry import transient_only
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,12 @@ def clip_producer(extractor: str, cfg: ClipConfig) -> str:
     return f"{extractor}/clips-{h[:8]}"
 
 
-@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=transient_only,
+    cache_policy=NO_CACHE,
+)
 def videos_to_do(
     lake: Lake, table: str, upstream: str, producer: str, collection: str | None
 ) -> list[VideoMeta]:
@@ -74,7 +80,12 @@ def _clip_row(video: VideoMeta, producer: str, track: int, c: Clip2D) -> dict[st
     }
 
 
-@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=transient_only,
+    cache_policy=NO_CACHE,
+)
 def write_clips(
     lake: Lake, video_id: str, producer: str, rows: list[dict[str, Any]], flow_run_id: str | None
 ) -> int:

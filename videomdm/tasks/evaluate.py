@@ -26,7 +26,7 @@ from videomdm.models.mdm.pipeline import VideoMDM
 from videomdm.models.mdm.text_encoder import TextEncoder
 from videomdm.models.mdm.trainer import Trainer, write_state
 from videomdm.models.motion.mocap import MocapClip
-from videomdm.models.viz.plots import animate_example, plot_reconstruction
+from videomdm.models.viz.plots import animate_example, play_example, plot_reconstruction
 from videomdm.progress import progress_bar
 from videomdm.storage.codecs import NO_CAPTION
 
@@ -130,4 +130,5 @@ def draw_evaluation(
     return {
         "reconstruction": str(plot_reconstruction(recon, out / "eval_reconstruction.png")),
         "example": str(animate_example(view, preds, out / "eval_example.gif")),
+        "player": str(play_example(view, preds, out / "eval_example.html")),
     }

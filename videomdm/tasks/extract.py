@@ -13,7 +13,13 @@ from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 
 from videomdm.models.perception.config import PerceptionConfig
-from videomdm.models.perception.pipeline import PersonFrames, extractor_id, run_perception
+from videomdm.models.perception.detection import providers_for
+from videomdm.models.perception.pipeline import (
+    PersonFrames,
+    StageTimes,
+    extractor_id,
+    run_perception,
+)
 from videomdm.models.perception.video import VideoDecodeError
 from videomdm.models.perception.weights import WeightsSource
 from videomdm.storage import Lake
@@ -23,12 +29,14 @@ from videomdm.storage.markers import (
     DONE,
     FAILED,
     NO_PERSON,
+    TOO_SHORT,
     append_item,
     claim,
     clear_unmarked,
     set_marker,
 )
 from videomdm.storage.sources import local_path
+from videomdm.tasks.retry import transient_only
 
 log = logging.getLogger(__name__)
 
@@ -40,24 +48,36 @@ class VideoResult:
     """What extraction made of one video."""
 
     video_id: str
-    status: str  # done | no_person | failed
+    status: str  # done | no_person | too_short | failed
     rows: int = 0
     error: str | None = None
 
 
 @task(cache_policy=NO_CACHE)
 def resolve_extractor(cfg: PerceptionConfig, weights: WeightsSource) -> str:
-    """The extractor id: model file hashes plus the settings that change results."""
+    """The extractor id: model file hashes plus the settings that change results. A device that
+    cannot run fails here, before any video is touched."""
+    providers_for(cfg.device)
     return extractor_id(cfg, weights)
 
 
-@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=transient_only,
+    cache_policy=NO_CACHE,
+)
 def videos_to_extract(lake: Lake, extractor: str, collection: str | None) -> list[VideoJob]:
     """Ingested, decodable videos with no finished marker for this extractor."""
     return pending_videos(lake, extractor, collection)
 
 
-@task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+@task(
+    retries=1,
+    retry_delay_seconds=5,
+    retry_condition_fn=transient_only,
+    cache_policy=NO_CACHE,
+)
 def extract_video(
     lake: Lake,
     job: VideoJob,
@@ -79,7 +99,8 @@ def extract_video(
         slot = concurrency(GPU_SLOT, occupy=1) if gpu else contextlib.nullcontext()
         try:
             with local_path(job.uri) as path, slot:
-                people = run_perception(path, cfg, weights)
+                stats = StageTimes()
+                people = run_perception(path, cfg, weights, stats=stats)
                 rows, version = append_item(
                     lake, "keypoints", _tables(people, job.video_id, extractor), "extract", meta
                 )
@@ -95,7 +116,14 @@ def extract_video(
                 flow_run_id=flow_run_id,
             )
             return VideoResult(job.video_id, FAILED, error=str(e))
-        status = DONE if rows else NO_PERSON
+        status = DONE if rows else TOO_SHORT if stats.tracked_rows else NO_PERSON
+        if status == TOO_SHORT:
+            log.info(
+                "%s: %d person rows tracked, no track of %d+ frames",
+                job.uri,
+                stats.tracked_rows,
+                cfg.min_track_len,
+            )
         set_marker(
             lake,
             "keypoints",
@@ -109,7 +137,12 @@ def extract_video(
         return VideoResult(job.video_id, status, rows)
 
 
-@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=transient_only,
+    cache_policy=NO_CACHE,
+)
 def record_failure(
     lake: Lake, job: VideoJob, extractor: str, error: str, flow_run_id: str | None
 ) -> None:

@@ -24,6 +24,7 @@ from videomdm.storage.sources import (
     read_caption,
     sha256_file,
 )
+from videomdm.tasks.retry import transient_only
 
 log = logging.getLogger(__name__)
 
@@ -31,28 +32,26 @@ log = logging.getLogger(__name__)
 _COMPARED = ("uri", "collection", "size_bytes", "mtime", "status", "error", "caption")
 
 
-@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=transient_only,
+    cache_policy=NO_CACHE,
+)
 def list_source(source: str) -> list[SourceFile]:
     """Video files under the source (file systems and object stores can fail transiently)."""
     return list_videos(source)
 
 
-@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=transient_only,
+    cache_policy=NO_CACHE,
+)
 def load_known(lake: Lake) -> dict[str, KnownVideo]:
     """Rows already in ``videos``, by uri."""
     return known_videos(lake)
-
-
-def is_unchanged(f: SourceFile, known: dict[str, KnownVideo], collection: str) -> bool:
-    """Same uri, size, mtime and collection as a row already ingested: nothing to do."""
-    k = known.get(f.uri)
-    return (
-        k is not None
-        and k.size == f.size
-        and k.mtime == f.mtime
-        and k.collection == collection
-        and f.size is not None
-    )
 
 
 @task(cache_policy=NO_CACHE)
@@ -94,7 +93,12 @@ class IngestCounts:
     duplicates: int = 0
 
 
-@task(retries=3, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(
+    retries=3,
+    retry_delay_seconds=2,
+    retry_condition_fn=transient_only,
+    cache_policy=NO_CACHE,
+)
 def write_videos(lake: Lake, rows: list[dict[str, Any]], flow_run_id: str | None) -> IngestCounts:
     """Upsert the ``videos`` rows that change something, in one commit."""
     existing = {r["video_id"]: r for r in lake.read("videos").to_pylist()}

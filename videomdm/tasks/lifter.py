@@ -9,6 +9,7 @@ import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from videomdm.errors import UserError
 from videomdm.models.evaluation.lifter import evaluate_lifter
 from videomdm.models.lifter.network import (
     Lifter,
@@ -33,6 +34,7 @@ from videomdm.storage.codecs import clip_keypoints, motion_row
 from videomdm.storage.lake import rows_to_table
 from videomdm.storage.markers import DONE, NO_PERSON, append_item, claim, clear_unmarked, set_marker
 from videomdm.storage.runs import LIFTER, Run, latest_run, record_run
+from videomdm.tasks.retry import transient_only
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,7 @@ def load_mocap(dirs: list[str], fps: float) -> list[MocapClip]:
             log.warning("skipped %s: %s", path, err)
         clips += list(loaded)
     if not clips:
-        raise ValueError(f"no mocap clips found under {dirs}")
+        raise UserError(f"no mocap clips found under {dirs}")
     return clips
 
 
@@ -68,7 +70,12 @@ def score_lifter(
     return evaluate_lifter(model, clips, np.random.default_rng(seed + 7), cfg.noise)
 
 
-@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=transient_only,
+    cache_policy=NO_CACHE,
+)
 def save_lifter(lake: Lake, model: Lifter, cfg: LifterConfig, run: Run) -> Run:
     """The lifter's checkpoint beside the tables, and its finished run row."""
     uri = checkpoint_uri(lake, LIFTER_CHECKPOINTS, run.run_id)
@@ -78,16 +85,26 @@ def save_lifter(lake: Lake, model: Lifter, cfg: LifterConfig, run: Run) -> Run:
     return run
 
 
-@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=transient_only,
+    cache_policy=NO_CACHE,
+)
 def current_lifter(lake: Lake) -> Run:
-    """The newest trained lifter's run; ValueError when there is none."""
+    """The newest trained lifter's run; UserError when there is none."""
     run = latest_run(lake, LIFTER)
     if run is None:
-        raise ValueError("no trained lifter in the lake; run `videomdm train-lifter --mocap DIR`")
+        raise UserError("no trained lifter in the lake; run `videomdm train-lifter --mocap DIR`")
     return run
 
 
-@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=transient_only,
+    cache_policy=NO_CACHE,
+)
 def load_lifter(run: Run) -> tuple[Lifter, LifterConfig]:
     """A lifter run's model (eval mode) and config, read with ``weights_only=True``."""
     assert run.checkpoint_uri is not None, "a finished lifter run has a checkpoint"

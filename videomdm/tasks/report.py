@@ -16,6 +16,7 @@ from videomdm.storage import Lake
 from videomdm.storage.datasets import CollectionCounts, collection_counts, common_caption
 from videomdm.storage.releases import Release
 from videomdm.storage.runs import Run
+from videomdm.tasks.retry import transient_only
 
 log = logging.getLogger(__name__)
 
@@ -29,21 +30,37 @@ class TrainedSection:
     metrics: dict[str, float]
     prompt: str
     animations: list[str] = field(default_factory=list)
+    player: str | None = None  # HTML player of the generated samples
 
 
-@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=transient_only,
+    cache_policy=NO_CACHE,
+)
 def release_counts(lake: Lake, release: str, collection: str) -> CollectionCounts:
     """Rows of one collection in each table, as the release pinned them."""
     return collection_counts(lake, release, collection)
 
 
-@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=transient_only,
+    cache_policy=NO_CACHE,
+)
 def release_prompt(lake: Lake, release: str, collection: str) -> str | None:
     """The commonest clip caption of the collection in the release (a text to generate from)."""
     return common_caption(lake, release, collection)
 
 
-@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=transient_only,
+    cache_policy=NO_CACHE,
+)
 def write_text(path: str, text: str) -> str:
     """Write a text file (creating its folder); returns the path."""
     p = Path(path)
@@ -107,6 +124,14 @@ def report_markdown(
             f"Trained on release `{release.name}`; checkpoint `{trained.checkpoint}`.\n",
             markdown_table([{"metric": k, "value": v} for k, v in trained.metrics.items()]),
             f'### Generated from "{trained.prompt}"\n',
+            *(
+                [
+                    f"[Open the samples in the 3D player]({_rel(trained.player, out_dir)}) "
+                    "(one HTML file: rotate, zoom, play, scrub; works offline).\n"
+                ]
+                if trained.player
+                else []
+            ),
             *[f"![generated {i}]({_rel(p, out_dir)})\n" for i, p in enumerate(trained.animations)],
         ]
     parts.append("## Keypoints over the videos\n")

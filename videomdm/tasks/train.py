@@ -17,6 +17,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from videomdm.config import Preset, preset
+from videomdm.errors import UserError
 from videomdm.models.mdm.config import DenoiserConfig, Supervision, TrainConfig
 from videomdm.models.mdm.text_encoder import TextEncoder
 from videomdm.models.mdm.trainer import Trainer, read_state
@@ -149,7 +150,7 @@ def _metrics(trainer: Trainer) -> dict[str, Any]:
 def _prior_run(lake: Lake, run_id: str) -> Run:
     run = get_run(lake, run_id, TRAIN)
     if run is None:
-        raise ValueError(
+        raise UserError(
             f"no training run {run_id!r} in the lake (see `videomdm sql "
             f"\"select run_id, status from runs where kind = 'train'\"`)"
         )

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from videomdm.errors import UserError
 from videomdm.models.lifter.network import (
     VAL_EVERY,
     Lifter,
@@ -95,9 +96,9 @@ def split_by_source(clips: list[Any], target: str) -> tuple[list[Any], list[Any]
     """(clips of every other source, clips of ``target``); a clear error when either is empty."""
     sources = sorted({c.source for c in clips})
     if target not in sources:
-        raise ValueError(f"no mocap clip has source {target!r}; the sources are {sources}")
+        raise UserError(f"no mocap clip has source {target!r}; the sources are {sources}")
     if sources == [target]:
-        raise ValueError(
+        raise UserError(
             f"every mocap clip has source {target!r}: no other source to train the lifter on"
         )
     return [c for c in clips if c.source != target], [c for c in clips if c.source == target]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from videomdm.errors import UserError
 from videomdm.models.motion.layout import FEATURE_DIM
 
 CondMode = Literal["text", "label", "none"]
@@ -33,7 +34,7 @@ GUIDANCE_KINDS: tuple[str, ...] = get_args(GuidanceKind)
 def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     """ValueError naming the setting and its valid values when ``value`` is not one of them."""
     if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+        raise UserError(f"{name} must be one of {choices}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -58,11 +59,11 @@ class DenoiserConfig:
         check_choice("cond_mode", self.cond_mode, COND_MODES)
         check_choice("activation", self.activation, ACTIVATIONS)
         if self.cond_mode == "label" and self.num_labels < 1:
-            raise ValueError("cond_mode 'label' needs num_labels >= 1")
+            raise UserError("cond_mode 'label' needs num_labels >= 1")
         if self.width % self.n_heads:
-            raise ValueError(f"width {self.width} is not divisible by n_heads {self.n_heads}")
+            raise UserError(f"width {self.width} is not divisible by n_heads {self.n_heads}")
         if not 0.0 <= self.cond_drop_prob < 1.0:
-            raise ValueError(f"cond_drop_prob must be in [0, 1), got {self.cond_drop_prob}")
+            raise UserError(f"cond_drop_prob must be in [0, 1), got {self.cond_drop_prob}")
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ class DiffusionConfig:
         check_choice("schedule", self.schedule, SCHEDULES)
         check_choice("prediction", self.prediction, PREDICTIONS)
         if self.num_train_steps < 1:
-            raise ValueError(f"num_train_steps must be >= 1, got {self.num_train_steps}")
+            raise UserError(f"num_train_steps must be >= 1, got {self.num_train_steps}")
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ class TrainConfig:
         check_choice("supervision", self.supervision, SUPERVISIONS)
         check_choice("amp", self.amp, AMP_DTYPES)
         if self.window < 2 or self.batch_size < 1 or self.steps < 0:
-            raise ValueError("window >= 2, batch_size >= 1 and steps >= 0 are required")
+            raise UserError("window >= 2, batch_size >= 1 and steps >= 0 are required")
 
     def weights(self) -> dict[str, float]:
         """The loss terms and their lambdas, the one place they are chosen."""
@@ -157,5 +158,5 @@ class GuidanceConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.strength <= 1.0:
-            raise ValueError(f"strength must be in (0, 1], got {self.strength}")
+            raise UserError(f"strength must be in (0, 1], got {self.strength}")
         check_choice("guidance kind", self.kind, GUIDANCE_KINDS)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from videomdm.errors import UserError
 from videomdm.models.motion import bvh, rigs
 from videomdm.models.motion.rigs import (
     DEEPMIMIC_FK,
@@ -118,7 +119,7 @@ def resample(joints: np.ndarray, times: np.ndarray, fps: float) -> np.ndarray:
     """Linearly interpolate ``(T, J, 3)`` samples at strictly increasing ``times`` (s) onto a
     uniform grid starting at ``times[0]`` with step ``1 / fps``."""
     if fps <= 0:
-        raise ValueError(f"fps must be positive, got {fps}")
+        raise UserError(f"fps must be positive, got {fps}")
     t_new = np.arange(times[0], times[-1] + 1e-6, 1.0 / fps)
     idx = np.clip(np.searchsorted(times, t_new, side="right") - 1, 0, max(len(times) - 2, 0))
     if len(times) == 1:
@@ -141,7 +142,7 @@ def detect_rig(names: tuple[str, ...]) -> RigSpec:
     for rig in RIGS:
         if rig.marker in names:
             return rig
-    raise ValueError(f"unknown BVH rig; known rigs: {[r.source for r in RIGS]}")
+    raise UserError(f"unknown BVH rig; known rigs: {[r.source for r in RIGS]}")
 
 
 def bvh_to_canonical(motion: bvh.BvhMotion, rig: RigSpec) -> np.ndarray:
@@ -203,7 +204,7 @@ def deepmimic_fk(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         pos[:, j] = pos[:, parent] + rot[:, parent] @ np.asarray(offset)
         rot[:, j] = rot[:, parent] @ local
     if col != frames.shape[1]:
-        raise ValueError(f"DeepMimic frame has {frames.shape[1]} values, humanoid3d needs {col}")
+        raise UserError(f"DeepMimic frame has {frames.shape[1]} values, humanoid3d needs {col}")
     return pos, rot
 
 
@@ -212,7 +213,7 @@ def load_deepmimic(path: str | Path, fps: float = DEFAULT_FPS) -> MocapClip:
     data = json.loads(path.read_text())
     frames = np.asarray(data["Frames"], dtype=np.float64)  # (F, 44): dt, root pos, quats...
     if frames.ndim != 2 or len(frames) < 2:
-        raise ValueError("DeepMimic file needs at least two frames")
+        raise UserError("DeepMimic file needs at least two frames")
     pos, rot = deepmimic_fk(frames)
     names = [n for n, *_ in DEEPMIMIC_FK]
     body = pos[:, [names.index(n) for n in rigs.DEEPMIMIC_BODY]]
@@ -234,7 +235,7 @@ def load_humanml3d(path: str | Path, fps: float = DEFAULT_FPS, src_fps: float = 
     path = Path(path)
     smpl = np.load(path).astype(np.float64)
     if smpl.ndim != 3 or smpl.shape[1:] != (22, 3):
-        raise ValueError(f"expected HumanML3D new_joints (T, 22, 3), got {smpl.shape}")
+        raise UserError(f"expected HumanML3D new_joints (T, 22, 3), got {smpl.shape}")
     body = smpl[:, list(rigs.HUMANML3D_BODY)]
     head, neck = smpl[:, rigs.HUMANML3D_HEAD], smpl[:, rigs.HUMANML3D_NECK]
     frame = body_head_frame(head, neck, body[:, 0], body[:, 1])
@@ -284,7 +285,7 @@ def load_mocap_dir(path: str | Path, fps: float = DEFAULT_FPS) -> MocapClipList:
     """
     root = Path(path)
     if not root.is_dir():
-        raise ValueError(f"{root} is not a directory")
+        raise UserError(f"{root} is not a directory")
     clips: list[MocapClip] = []
     failures: list[tuple[str, str]] = []
     start = time.perf_counter()

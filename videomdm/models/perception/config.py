@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
+from videomdm.errors import UserError
+
 PoseBackend = Literal["yolo-pose", "vitpose"]
 DetectorName = Literal["yolo-pose", "yolox"]
 POSE_BACKENDS: tuple[str, ...] = get_args(PoseBackend)
@@ -81,10 +83,10 @@ class PerceptionConfig:
 
     def __post_init__(self) -> None:
         if self.pose not in POSE_BACKENDS:
-            raise ValueError(f"unknown pose backend {self.pose!r}; valid: {POSE_BACKENDS}")
+            raise UserError(f"unknown pose backend {self.pose!r}; valid: {POSE_BACKENDS}")
         if self.detector not in DETECTORS:
-            raise ValueError(f"unknown detector {self.detector!r}; valid: {DETECTORS}")
+            raise UserError(f"unknown detector {self.detector!r}; valid: {DETECTORS}")
         if self.batch_size < 0:
-            raise ValueError(f"batch_size must be >= 0 (0: automatic), got {self.batch_size}")
+            raise UserError(f"batch_size must be >= 0 (0: automatic), got {self.batch_size}")
         if self.pose == "yolo-pose" and self.detector != "yolo-pose":
-            raise ValueError("pose 'yolo-pose' reads keypoints from the 'yolo-pose' detector")
+            raise UserError("pose 'yolo-pose' reads keypoints from the 'yolo-pose' detector")

@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
+from videomdm.errors import UserError
 from videomdm.models.perception.weights import WeightsSource, resolve_weights
 
 log = logging.getLogger(__name__)
@@ -182,7 +183,7 @@ def providers_for(device: str) -> list[str | tuple[str, dict[str, str]]]:
     """ONNX Runtime providers for "cpu", "cuda[:N]" or "tensorrt[:N]", with CPU as fallback."""
     m = re.fullmatch(r"(cpu|cuda|tensorrt)(?::(\d+))?", device)
     if not m:
-        raise ValueError(f"unknown device {device!r}; valid: 'cpu', 'cuda[:N]', 'tensorrt[:N]'")
+        raise UserError(f"unknown device {device!r}; valid: 'cpu', 'cuda[:N]', 'tensorrt[:N]'")
     kind, dev_id = m.group(1), {"device_id": m.group(2) or "0"}
     chains: dict[str, list[str | tuple[str, dict[str, str]]]] = {
         "cpu": ["CPUExecutionProvider"],
@@ -197,7 +198,10 @@ def providers_for(device: str) -> list[str | tuple[str, dict[str, str]]]:
     have = set(ort.get_available_providers())
     wanted = chain[0][0] if isinstance(chain[0], tuple) else chain[0]
     if wanted not in have:
-        raise ValueError(f"device {device!r} needs {wanted}, not in this onnxruntime: {have}")
+        raise UserError(
+            f"device {device!r} cannot run here: it needs onnxruntime's {wanted}, and this "
+            f"onnxruntime has only {', '.join(sorted(have))}; use --device cpu"
+        )
     return chain
 
 

@@ -80,6 +80,7 @@ class StageTimes:
     seconds: dict[str, float] = field(default_factory=dict)
     frames: int = 0
     wall_s: float = 0.0
+    tracked_rows: int = 0  # person rows a track claimed, before short tracks are dropped
 
     def add(self, stage: str, dt: float) -> None:
         self.seconds[stage] = self.seconds.get(stage, 0.0) + dt
@@ -238,6 +239,7 @@ def run_perception(
             stats.add(f"detect.{step}", s)
     t = time.perf_counter()
     ids = backfill_track_starts(rows.frame, rows.track_id, rows.bbox)
+    stats.tracked_rows = int((ids >= 0).sum())
     rows = dataclasses.replace(rows, track_id=ids).take(keep_long_tracks(ids, cfg.min_track_len))
     stats.add("track", time.perf_counter() - t)
     stats.wall_s = time.perf_counter() - wall

@@ -18,6 +18,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from videomdm.errors import UserError
+
 log = logging.getLogger(__name__)
 
 # file name -> official URL. Only files that have a stable public URL are listed.
@@ -28,7 +30,7 @@ OFFICIAL_URLS: dict[str, str] = {
 }
 
 
-class WeightsNotFoundError(FileNotFoundError):
+class WeightsNotFoundError(UserError, FileNotFoundError):
     """Raised when a weights file is nowhere to be found; the message says where we looked."""
 
 

@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from videomdm.models.motion.skeleton import JOINT_NAMES, LIMBS, facing, root  # noqa: E402
+from videomdm.models.viz.ground import ground  # noqa: E402
 
 _LEFT, _RIGHT, _MID = "tab:blue", "tab:red", "0.3"
 
@@ -85,34 +86,56 @@ def animate_motions(
     titles: list[str] | None = None,
     fps: float = 30.0,
     stride: int = 2,
-    azim: float = -60.0,
+    azim: float = -65.0,
+    elev: float = 12.0,
+    panel_px: int = 420,
 ) -> Path:
     """A gif of motions ``(T, 17, 3)`` side by side (world, Y up), playing in real time.
 
-    Each panel follows its body's root over the floor (so a walk stays in view) and draws the
-    root's path on the floor, so travel and turns remain visible."""
+    Each motion stands on the floor (y = 0, ``ground``) and is turned so its first frame faces
+    the viewer, seen from the front-left and a little above (``azim``, ``elev``) with equal
+    axes. Each panel follows its body's root over a floor grid and draws the root's path on it,
+    so travel and turns remain visible. Panels are ``panel_px`` pixels square."""
     from matplotlib.animation import FuncAnimation, PillowWriter
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    motions = [np.asarray(m, dtype=np.float64) for m in motions]
+    motions = [face_camera(ground(np.asarray(m, dtype=np.float64))) for m in motions]
     titles = titles or [""] * len(motions)
-    fig = plt.figure(figsize=(2.8 * len(motions), 3.2), dpi=72)
+    dpi = 80
+    fig = plt.figure(figsize=(panel_px / dpi * len(motions), panel_px / dpi), dpi=dpi)
     axes = [fig.add_subplot(1, len(motions), k + 1, projection="3d") for k in range(len(motions))]
+    fig.subplots_adjust(left=0, right=1, bottom=0, top=0.92, wspace=0)
     n = max(len(m) for m in motions)
 
     def draw(t: int) -> list:
         for ax, m, title in zip(axes, motions, titles, strict=True):
-            ax.cla()
             f = min(t, len(m) - 1)
             centre = root(m[f]) * np.array([1.0, 0.0, 1.0])
-            _draw_pose(ax, m[f] - centre, azim, f"{title}  {f / fps:.1f} s")
-            ax.set_xticklabels([]), ax.set_yticklabels([])  # they overlap at this azimuth
-            trail = root(m[: f + 1]) - centre
-            ax.plot(trail[:, 0], -trail[:, 2], np.zeros(len(trail)), color="0.6", lw=1)
+            _draw_frame(ax, m[f] - centre, root(m[: f + 1]) - centre, azim, elev)
+            ax.set_title(f"{title}  {f / fps:.1f} s", fontsize=11)
         return []
 
     anim = FuncAnimation(fig, draw, frames=range(0, n, stride), blit=False)
     anim.save(path, writer=PillowWriter(fps=max(1, round(fps / stride))))
     plt.close(fig)
     return path
+
+
+def _draw_frame(ax, pose: np.ndarray, trail: np.ndarray, azim: float, elev: float) -> None:
+    """One animation panel: a floor grid at y = 0, the root's trail, the skeleton; no axes."""
+    ax.cla()
+    ticks = np.arange(-1.0, 1.01, 0.5)
+    for v in ticks:  # plot axes (x, y, z) = world (x, -z, y)
+        ax.plot([v, v], [-1.0, 1.0], [0, 0], color="0.85", lw=0.8)
+        ax.plot([-1.0, 1.0], [v, v], [0, 0], color="0.85", lw=0.8)
+    ax.plot(trail[:, 0], -trail[:, 2], np.zeros(len(trail)), color="0.55", lw=1.2)
+    px, py, pz = pose[:, 0], -pose[:, 2], pose[:, 1]
+    for a, b in LIMBS:
+        ax.plot([px[a], px[b]], [py[a], py[b]], [pz[a], pz[b]], color=_limb_colour(a, b), lw=3)
+    ax.scatter(px, py, pz, s=10, color="k", depthshade=False)
+    ax.scatter(px[0], py[0], pz[0], s=40, color="gold", edgecolors="k", depthshade=False)
+    ax.set(xlim=(-1.0, 1.0), ylim=(-1.0, 1.0), zlim=(-0.15, 1.85))
+    ax.set_box_aspect((1, 1, 1), zoom=1.45)  # equal axes: 2 m each way
+    ax.view_init(elev=elev, azim=azim)
+    ax.set_axis_off()

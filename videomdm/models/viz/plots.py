@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 
 from videomdm.models.evaluation.protocol import View, to_camera  # noqa: E402
 from videomdm.models.viz.animation import animate_motions  # noqa: E402
+from videomdm.models.viz.player import Motion, write_player  # noqa: E402
 
 SCORE_PANELS = (
     ("mpjpe_mm", "MPJPE (mm)"),
@@ -42,13 +43,24 @@ def plot_reconstruction(scores: dict[str, dict[str, float]], path: Path) -> Path
     return path
 
 
-def animate_example(view: View, preds: dict[str, np.ndarray], path: Path) -> Path:
-    """Truth and every method's reconstruction of one view (world joints in the view's lifted
-    frame), all moved into the true world frame."""
+def _in_true_world(view: View, preds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """The truth, then every method's reconstruction (world joints in the view's lifted
+    frame) moved into the true world frame."""
 
     def true_world(world_lifted: np.ndarray) -> np.ndarray:
         cam = to_camera(world_lifted, view.lifted)
         return (cam - view.truth.t) @ view.truth.R
 
-    motions = [view.truth.joints] + [true_world(p) for p in preds.values()]
-    return animate_motions(path, motions, ["truth", *preds], stride=3)
+    return [view.truth.joints] + [true_world(p) for p in preds.values()]
+
+
+def animate_example(view: View, preds: dict[str, np.ndarray], path: Path) -> Path:
+    """A gif of one view: the truth and every method's reconstruction side by side."""
+    return animate_motions(path, _in_true_world(view, preds), ["truth", *preds], stride=3)
+
+
+def play_example(view: View, preds: dict[str, np.ndarray], path: Path, fps: float = 30.0) -> Path:
+    """The same clip in the HTML player (truth and every method, each panel free to rotate)."""
+    names = ["truth", *preds]
+    motions = [Motion(n, j, fps) for n, j in zip(names, _in_true_world(view, preds), strict=True)]
+    return write_player(path, motions, title="held-out clip: truth and each method")
