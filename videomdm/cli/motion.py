@@ -6,7 +6,7 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
@@ -15,8 +15,10 @@ from videomdm.config import Preset, Settings
 from videomdm.models.mdm.config import GUIDANCE_KINDS, GuidanceKind, Supervision
 
 GuidanceChoice = choice_enum("GuidanceChoice", GUIDANCE_KINDS)
+CameraChoice = Literal["calibration", "default"]
 
 if TYPE_CHECKING:
+    from videomdm.flows.evaluate import EvaluationConfig
     from videomdm.tasks.train import TrainRequest, TrainResult
 
 
@@ -176,7 +178,29 @@ def reconstruct(
 
 @app.command()
 def evaluate(
-    mocap: Annotated[list[str], typer.Option("--mocap", help="Mocap folder(s); repeatable.")],
+    mocap: Annotated[
+        list[str] | None, typer.Option("--mocap", help="Mocap folder(s); repeatable.")
+    ] = None,
+    multiview: Annotated[
+        Path | None,
+        typer.Option(help="A folder of calibrated views of one recording: score real video."),
+    ] = None,
+    view: Annotated[
+        list[str] | None, typer.Option(help="--multiview: the view scored (default: each).")
+    ] = None,
+    calibration: Annotated[
+        Path | None, typer.Option(help="--multiview: calibration file (default: the folder's).")
+    ] = None,
+    lifter: Annotated[
+        str | None, typer.Option(help="--multiview: lifter run id or checkpoint file.")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="--multiview: also reconstruct with this VideoMDM.")
+    ] = None,
+    camera: Annotated[
+        CameraChoice,
+        typer.Option(help="--multiview: lift through the calibration or the default FOV."),
+    ] = "calibration",
     steps: Annotated[int | None, typer.Option(help="Training steps per model.")] = None,
     cameras: Annotated[int, typer.Option(help="Random cameras per training clip.")] = 4,
     n_generate: Annotated[int, typer.Option(help="Generated motions per model.")] = 64,
@@ -186,7 +210,9 @@ def evaluate(
     guidance: Annotated[
         list[GuidanceChoice], typer.Option(help="Reconstruction guidance; repeatable.")
     ] = list(GuidanceChoice),  # noqa: B006 - every kind by default; typer never mutates it
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for plots.")] = Path("out/eval"),
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder for plots (out/eval, out/multiview).")
+    ] = None,
     target_source: Annotated[
         str | None,
         typer.Option(
@@ -200,10 +226,19 @@ def evaluate(
     sample_steps: Annotated[int, typer.Option(help="DDIM steps per reconstruction.")] = 50,
     fmt: Annotated[OutFormat, typer.Option("--format", "-f")] = "table",
 ):
-    """Lifter vs VideoMDM (2D only) vs 3D-supervised MDM on held-out mocap (known 3D)."""
-    import pyarrow as pa
+    """Lifter vs VideoMDM (2D only) vs 3D-supervised MDM on held-out mocap (known 3D); with
+    --multiview, the lifter (and VideoMDM) on real video against multi-view triangulation."""
+    if (not mocap) == (multiview is None):
+        raise typer.BadParameter("give either --mocap DIR or --multiview DIR")
+    if multiview is not None:
+        from videomdm.cli.multiview import MultiviewOptions, evaluate_multiview
 
-    from videomdm.flows.evaluate import EvaluationConfig, evaluate_flow
+        opts = MultiviewOptions(
+            multiview, view, calibration, lifter, model, camera, out, sample_steps, fmt
+        )
+        evaluate_multiview(opts)
+        return
+    from videomdm.flows.evaluate import EvaluationConfig
 
     cfg = EvaluationConfig(
         steps=steps,
@@ -215,6 +250,14 @@ def evaluate(
         target_source=target_source,
         lifter_steps=lifter_steps,
     )
+    _evaluate_mocap(mocap or [], cfg, out or Path("out/eval"), fmt)
+
+
+def _evaluate_mocap(mocap: list[str], cfg: EvaluationConfig, out: Path, fmt: OutFormat) -> None:
+    import pyarrow as pa
+
+    from videomdm.flows.evaluate import evaluate_flow
+
     m = _or_exit(lambda: evaluate_flow(mocap, cfg, out=str(out), lake=_settings().lake))
     if fmt == "json":
         sys.stdout.write(json.dumps(dataclasses.asdict(m), default=float) + "\n")

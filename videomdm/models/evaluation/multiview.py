@@ -15,6 +15,7 @@ Scoring a prediction against the truth is ``pose_scores.motion_scores``.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -162,8 +163,10 @@ def truth_quality(scene: Scene, truth: Truth) -> TruthQuality:
     """Reprojection errors and bone-length stability of one truth."""
     held = np.linalg.norm(heldout_residuals(scene, truth), axis=-1)
     lengths = bone_lengths(truth.joints_world, RIGID_BONES)  # (F, B)
-    std = np.nanstd(lengths, axis=0)
-    med = np.nanmedian(lengths, axis=0)
+    with warnings.catch_warnings():  # a bone never triangulated (a hidden face) is NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        std = np.nanstd(lengths, axis=0)
+        med = np.nanmedian(lengths, axis=0)
     names = [v.name for v in scene.views]
     return TruthQuality(
         person=truth.person,
@@ -176,10 +179,3 @@ def truth_quality(scene: Scene, truth: Truth) -> TruthQuality:
         bone_std_mm=1000.0 * float(np.nanmedian(std)),
         bone_cv=float(np.nanmedian(std / med)),
     )
-
-
-def track_frames(scene: Scene, view: int, track_id: int) -> np.ndarray:
-    """Frames ``(N,)`` and keypoints of one track of a view, as the pipeline's rows."""
-    v = scene.views[view]
-    kp = v.kp[v.track_ids.index(track_id)]
-    return np.flatnonzero(np.isfinite(kp[..., 0]).any(-1))

@@ -12,8 +12,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from videomdm.models.evaluation.multiview import Scene, Truth
-from videomdm.models.evaluation.pose_scores import MotionScores, motion_scores
+from videomdm.models.evaluation.multiview import (
+    MultiviewConfig,
+    Scene,
+    Truth,
+    TruthQuality,
+    truth_for_view,
+    truth_quality,
+)
+from videomdm.models.evaluation.pose_scores import MotionScores, mean_scores, motion_scores
 from videomdm.models.lifter.network import Lifter, camera_to_world, lift_many
 from videomdm.models.motion.calibration import CameraModel
 from videomdm.models.motion.clips import Clip2D, ClipConfig, make_clips
@@ -77,3 +84,64 @@ def lift_view(
 def score_clips(preds: list[np.ndarray], clips: list[ViewClip]) -> list[MotionScores]:
     """Each camera-frame prediction ``(T, 17, 3)`` against its clip's truth."""
     return [motion_scores(p, c.truth_cam) for p, c in zip(preds, clips, strict=True)]
+
+
+@dataclass(frozen=True)
+class ViewEvaluation:
+    """One evaluated view: its people's truths, their quality, and the lifted clips."""
+
+    view: str
+    truths: list[Truth]
+    quality: list[TruthQuality]
+    clips: list[ViewClip]
+
+    def scores(self, method: str, preds: list[np.ndarray]) -> list[PersonScore]:
+        """One row per person: ``preds`` (camera frame, one per clip) against the truth."""
+        per_clip = score_clips(preds, self.clips)
+        rows = []
+        for person in sorted({c.person for c in self.clips}):
+            mine = [s for s, c in zip(per_clip, self.clips, strict=True) if c.person == person]
+            rows.append(PersonScore(self.view, person, method, mean_scores(mine)))
+        return rows
+
+
+@dataclass(frozen=True)
+class PersonScore:
+    view: str
+    person: int
+    method: str  # lifter | videomdm
+    scores: MotionScores
+
+    def row(self) -> dict[str, object]:
+        return {"view": self.view, "person": self.person, "method": self.method} | {
+            k: round(v, 3) for k, v in self.scores.to_dict().items()
+        }
+
+
+def evaluate_view(
+    scene: Scene,
+    view: int,
+    lifter: Lifter,
+    calibrated: bool,
+    clip_cfg: ClipConfig,
+    cfg: MultiviewConfig = MultiviewConfig(),
+) -> ViewEvaluation:
+    """Every person the view and two others see: the truth from the others, the view's
+    tracks cut into clips (through the calibration when ``calibrated``, else as an ordinary
+    video through the default field of view) and lifted."""
+    truths, quality, clips = [], [], []
+    for person, seen in enumerate(scene.people):
+        if not seen.tracks[view]:
+            continue
+        truth = truth_for_view(scene, person, view, cfg)
+        if truth is None:
+            continue
+        camera = scene.views[view].camera if calibrated else None
+        cut = cut_view_clips(scene, truth, camera, clip_cfg)
+        if not cut:
+            log.info("%s, person %d: no clip long enough", scene.views[view].name, person)
+            continue
+        truths.append(truth)
+        quality.append(truth_quality(scene, truth))
+        clips += lift_view(lifter, truth, cut)
+    return ViewEvaluation(scene.views[view].name, truths, quality, clips)
