@@ -20,10 +20,13 @@ import numpy as np
 
 from videomdm.models.motion.skeleton import FLIP_PERM, NUM_JOINTS, root
 
-# Horizontal field of view assumed when a video carries no focal length: 60 degrees is
-# typical of phone main cameras and webcams (26-28 mm equivalent is 65-75 deg; 60 is a
-# middle ground that errs towards the narrower consumer lenses).
-DEFAULT_HFOV_DEG = 60.0
+# Field of view along the frame's LONG side assumed when a video carries no focal length:
+# 60 degrees is typical of phone main cameras and webcams (26-28 mm equivalent is 65-75 deg
+# across the long side; 60 errs towards the narrower consumer lenses). Along the long side,
+# because a phone filming upright (portrait) keeps its lens: across the short side a 1080x1920
+# portrait video would get 935 px where its camera has about 1660 (the multi-view recording's
+# calibration: 1673-1682 px).
+DEFAULT_FOV_DEG = 60.0
 
 
 @dataclass(frozen=True)
@@ -36,11 +39,12 @@ class Intrinsics:
     height: int
 
     @classmethod
-    def from_fov(cls, width: int, height: int, fov_deg: float = DEFAULT_HFOV_DEG) -> Intrinsics:
-        """Square pixels, principal point at the image centre, horizontal FOV ``fov_deg``."""
+    def from_fov(cls, width: int, height: int, fov_deg: float = DEFAULT_FOV_DEG) -> Intrinsics:
+        """Square pixels, principal point at the image centre, ``fov_deg`` across the frame's
+        long side (horizontal for landscape, vertical for portrait)."""
         if not 0.0 < fov_deg < 180.0:
             raise ValueError(f"fov_deg must be in (0, 180), got {fov_deg}")
-        f = 0.5 * width / math.tan(math.radians(fov_deg) / 2.0)
+        f = 0.5 * max(width, height) / math.tan(math.radians(fov_deg) / 2.0)
         return cls(f, f, width / 2.0, height / 2.0, int(width), int(height))
 
     @property

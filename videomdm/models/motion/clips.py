@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from videomdm.models.motion.calibration import CameraModel
-from videomdm.models.motion.cameras import DEFAULT_HFOV_DEG, Intrinsics, to_normalised
+from videomdm.models.motion.cameras import DEFAULT_FOV_DEG, Intrinsics, to_normalised
 from videomdm.models.motion.skeleton import NUM_JOINTS
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ class ClipConfig:
     min_score: float = 0.3  # minimum mean keypoint score over the detected frames
     fps: float = 30.0  # training frame rate
     fill_score: float = 0.0  # score given to interpolated frames and NaN keypoints
-    fov_deg: float = DEFAULT_HFOV_DEG  # horizontal FOV used when no focal length is known
+    fov_deg: float = DEFAULT_FOV_DEG  # FOV along the long side when no focal length is known
 
 
 @dataclass(frozen=True)
