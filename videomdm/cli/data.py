@@ -85,11 +85,19 @@ def render(
 
 
 @app.command()
-def clips(collection: Annotated[str | None, typer.Option("--collection", "-c")] = None):
+def clips(
+    collection: Annotated[str | None, typer.Option("--collection", "-c")] = None,
+    intrinsics: Annotated[
+        Path | None,
+        typer.Option(help="Camera file (JSON/TOML/.qca.txt): one camera, or one per video name."),
+    ] = None,
+):
     """Cut extracted tracks into clean per-person clips (the `clips` table)."""
     from videomdm.flows.motion import clips_flow
 
-    r = _or_exit(lambda: clips_flow(collection=collection, lake=_settings().lake))
+    s = _settings()
+    path = None if intrinsics is None else str(intrinsics)
+    r = _or_exit(lambda: clips_flow(collection=collection, lake=s.lake, intrinsics=path))
     console.print(f"{r.clips} clips from {r.videos} videos ({r.producer})")
 
 

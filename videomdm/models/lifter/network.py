@@ -68,7 +68,10 @@ class LifterConfig:
     def from_dict(cls, d: dict[str, Any]) -> LifterConfig:
         d = dict(d)
         d["dilations"] = tuple(d["dilations"])
-        d["noise"] = NoiseConfig(**d["noise"])
+        noise = dict(d["noise"])
+        if noise.get("joint_scale") is not None:
+            noise["joint_scale"] = tuple(noise["joint_scale"])
+        d["noise"] = NoiseConfig(**noise)
         return cls(**d)
 
 

@@ -117,29 +117,39 @@ def load_calibration(path: str | Path) -> dict[str, CameraModel]:
     p = Path(path)
     if not p.is_file():
         raise CalibrationError(f"{p}: no such calibration file")
-    name = p.name.lower()
     try:
-        if name.endswith((".qca.txt", ".qca", ".xml")):
-            cams = _read_qca(p)
-        elif name.endswith(".json"):
-            cams = _plain_cameras(json.loads(p.read_text()), p)
-        elif name.endswith(".toml"):
-            cams = _plain_cameras(tomllib.loads(p.read_text()), p)
+        text = p.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise CalibrationError(f"{p}: unreadable: {e}") from None
+    return parse_calibration(text, str(p))
+
+
+def parse_calibration(text: str, name: str) -> dict[str, CameraModel]:
+    """The cameras of a calibration file's ``text``; ``name`` (the file's name or URI) picks
+    the format by its ending and names the file in errors."""
+    p = Path(name)
+    lower = p.name.lower()
+    try:
+        if lower.endswith((".qca.txt", ".qca", ".xml")):
+            cams = _read_qca(ET.fromstring(text), p)
+        elif lower.endswith(".json"):
+            cams = _plain_cameras(json.loads(text), p)
+        elif lower.endswith(".toml"):
+            cams = _plain_cameras(tomllib.loads(text), p)
         else:
-            raise CalibrationError(f"{p}: unknown calibration format (.qca.txt, .json, .toml)")
+            raise CalibrationError(f"{name}: unknown calibration format (.qca.txt, .json, .toml)")
     except CalibrationError:
         raise
-    except (ET.ParseError, json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise CalibrationError(f"{p}: does not parse: {e}") from None
+    except (ET.ParseError, json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
+        raise CalibrationError(f"{name}: does not parse: {e}") from None
     except (KeyError, TypeError, ValueError) as e:
-        raise CalibrationError(f"{p}: {type(e).__name__}: {e}") from None
+        raise CalibrationError(f"{name}: {type(e).__name__}: {e}") from None
     if not cams:
-        raise CalibrationError(f"{p}: no camera in the file")
+        raise CalibrationError(f"{name}: no camera in the file")
     return cams
 
 
-def _read_qca(path: Path) -> dict[str, CameraModel]:
-    root = ET.parse(path).getroot()
+def _read_qca(root: ET.Element, path: Path) -> dict[str, CameraModel]:
     cams = {}
     for i, tag in enumerate(root.iter("camera")):
         name = tag.get("serial") or f"cam{i + 1:02d}"
