@@ -31,6 +31,7 @@ from videomdm.tasks.generate import load_model
 from videomdm.tasks.multiview import (
     check_views,
     choose_lifter,
+    detector_noise,
     draw_view_picture,
     find_calibration,
     lift_one_view,
@@ -133,6 +134,7 @@ def _finish(
                 summary.append(PersonScore(view, -1, method, mean_scores(mine)).row())
     offsets = {v.name: float(o) for v, o in zip(scene.views, scene.offsets, strict=True)}
     quality = [q.to_dict() for ev in evaluations for q in ev.quality]
+    noise = detector_noise(scene, [t for ev in evaluations for t in ev.truths])
     people = [
         {v.name: list(t) for v, t in zip(scene.views, p.tracks, strict=True)} for p in scene.people
     ]
@@ -148,6 +150,7 @@ def _finish(
         "quality": quality,
         "scores": scores,
         "summary": summary,
+        "detector_noise": noise,
     }
     path = write_report(report, req.out)
     result = MultiviewResult(run_id, lifter_name, offsets, quality, scores, summary, pictures, path)

@@ -12,8 +12,9 @@ import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from videomdm.models.evaluation.multiview import MultiviewConfig, Scene, build_scene
+from videomdm.models.evaluation.multiview import MultiviewConfig, Scene, Truth, build_scene
 from videomdm.models.evaluation.multiview_lift import ViewClip, ViewEvaluation, evaluate_view
+from videomdm.models.evaluation.noise import measure_detector
 from videomdm.models.lifter.network import Lifter, load_checkpoint
 from videomdm.models.mdm.config import GuidanceConfig
 from videomdm.models.mdm.pipeline import VideoMDM
@@ -176,6 +177,12 @@ def draw_view_picture(
                 images[int(i)] = img
     path = Path(out) / f"multiview_{evaluation.view}.png"
     return str(draw_view(scene, evaluation, preds, images, path))
+
+
+@task(cache_policy=NO_CACHE)
+def detector_noise(scene: Scene, truths: list[Truth]) -> dict[str, object]:
+    """The real detector's errors against the truth, and the noise model fitted to them."""
+    return measure_detector(scene, truths).to_dict() if truths else {}
 
 
 @task(cache_policy=NO_CACHE)

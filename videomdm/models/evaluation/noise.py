@@ -20,7 +20,9 @@ import numpy as np
 
 from videomdm.models.evaluation.multiview import Scene, Truth, heldout_residuals
 from videomdm.models.motion.cameras import COCO_SIGMAS, NoiseConfig, add_2d_noise, clip_camera
+from videomdm.models.motion.multiview import at_times
 from videomdm.models.motion.skeleton import NUM_JOINTS
+from videomdm.models.motion.triangulation import fix_swaps
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ class NoiseStats:
     missed_rate: float  # share of points scored below MIN_SCORE
     score_slope: float  # median score of points with error under 1 sigma minus over 3 sigma
     points: int
+    corr_s: float = 0.0  # correlation time of the errors (s): lag-1 correlation e^(-dt / corr_s)
 
     @property
     def mean_sigma(self) -> float:
@@ -83,8 +86,33 @@ def noise_stats(err: np.ndarray, score: np.ndarray) -> NoiseStats:
     )
 
 
+def correlation_time(errs: Sequence[np.ndarray], fps: float, lag: int = 2) -> float:
+    """Correlation time (s) of error sequences ``(F, 17, 2)`` (each joint's median removed)
+    from their correlation at ``lag`` frames, as an exponential decay; errors beyond 3
+    robust stds of their joint (outliers, swaps) are left out, so the jitter's is measured."""
+    a_all, b_all = [], []
+    for e in errs:
+        e = e - np.nanmedian(e, axis=0)
+        mad = 1.4826 * np.nanmedian(np.abs(e), axis=0)
+        e = np.where(np.abs(e) <= 3 * mad, e, np.nan)
+        ok = np.isfinite(e[:-lag]) & np.isfinite(e[lag:])
+        a_all.append(e[:-lag][ok])
+        b_all.append(e[lag:][ok])
+    a, b = np.concatenate(a_all), np.concatenate(b_all)
+    rho = float(np.corrcoef(a, b)[0, 1]) if len(a) > 2 else 0.0
+    return lag / fps / -np.log(rho) if 0 < rho < 1 else 0.0
+
+
 def real_errors(scene: Scene, truths: Sequence[Truth]) -> tuple[np.ndarray, np.ndarray]:
     """Each truth's evaluated view: relative errors ``(N, 17, 2)`` and scores ``(N, 17)``."""
+    errs, scores = real_error_runs(scene, truths)
+    return np.concatenate(errs), np.concatenate(scores)
+
+
+def real_error_runs(
+    scene: Scene, truths: Sequence[Truth]
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """``real_errors`` per truth, in time order."""
     errs, scores = [], []
     for truth in truths:
         det = scene.keypoints[truth.person][truth.view]  # (F, 17, 3)
@@ -92,7 +120,50 @@ def real_errors(scene: Scene, truths: Sequence[Truth]) -> tuple[np.ndarray, np.n
         res = heldout_residuals(scene, truth, min_score=0.0)
         errs.append(res / s[:, None, None])
         scores.append(np.nan_to_num(det[..., 2]))
-    return np.concatenate(errs), np.concatenate(scores)
+    return errs, scores
+
+
+def swap_share(scene: Scene, min_views: int = 3) -> float:
+    """Share of (view, frame) detections of people seen in ``min_views`` views or more that
+    triangulate better left/right mirrored (``triangulation.fix_swaps``)."""
+    changed, total = 0, 0
+    for person, kps in zip(scene.people, scene.keypoints, strict=True):
+        views = person.views()
+        if len(views) < min_views:
+            continue
+        times = np.arange(scene.views[views[0]].n_frames) - scene.offsets[views[0]]
+        kp = at_times([kps[v] for v in views], scene.offsets[views], times)
+        _, swapped = fix_swaps([scene.views[v].camera for v in views], kp)
+        seen = np.isfinite(kp[..., 0]).any(-1)  # (V, F)
+        changed += int((swapped & seen).sum())
+        total += int(seen.sum())
+    return changed / max(total, 1)
+
+
+@dataclass(frozen=True)
+class DetectorNoise:
+    """The real detector's errors on a recording and the noise model fitted to them."""
+
+    measured: NoiseStats
+    body_swap_share: float
+    fitted: NoiseConfig
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "measured": self.measured.to_dict(),
+            "body_swap_share": self.body_swap_share,
+            "fitted": dataclasses.asdict(self.fitted),
+        }
+
+
+def measure_detector(scene: Scene, truths: Sequence[Truth]) -> DetectorNoise:
+    """``real_errors`` of every truth, their statistics, swaps, and the fitted model."""
+    errs, scores = real_error_runs(scene, truths)
+    fps = scene.views[truths[0].view].fps
+    stats = noise_stats(np.concatenate(errs), np.concatenate(scores))
+    stats = dataclasses.replace(stats, corr_s=correlation_time(errs, fps, lag=round(fps / 30)))
+    share = swap_share(scene)
+    return DetectorNoise(stats, share, fit_noise(stats, share))
 
 
 def synthetic_errors(
@@ -119,11 +190,14 @@ def fit_noise(
     base: NoiseConfig = NoiseConfig(),
     body_px: float = 100.0,
     score_blur: float = 40.0,
+    fps: float = 30.0,
 ) -> NoiseConfig:
     """A ``NoiseConfig`` whose errors scale with the pose's 2D size (``body_px``: the spread
-    its pixel values refer to) and match ``real``: per-joint jitter, outliers, whole-body
-    swaps (``body_swap_share`` of frames), keypoints scored low at an ordinary error (a real
-    detector's low scores do not mark wrong positions), and scores that say little about the
+    its pixel values refer to) and match ``real``: per-joint jitter correlated over time (at
+    ``fps``, the clips' frame rate), outliers, whole-body
+    and limb swaps (``body_swap_share`` of frames, as whole-body episodes), keypoints scored
+    low at an ordinary error (a real detector's low scores do not mark wrong positions),
+    and scores that say little about the
     error (they fall to ``e^-0.5`` of their top at ``score_blur`` times the jitter)."""
     sigma = np.asarray(real.sigma) * body_px  # pixels of a body spread over body_px
     jitter = float(sigma.mean())
@@ -131,12 +205,14 @@ def fit_noise(
         base,
         body_px=body_px,
         jitter_px=jitter,
+        jitter_corr_frames=real.corr_s * fps,  # at the clips' frame rate
         joint_scale=tuple(float(x) for x in sigma / jitter),
         outlier_prob=real.outlier_rate,
         outlier_px=float(real.outlier_size * body_px / np.sqrt(2.0)),  # per coordinate
         body_swap_prob=body_swap_share,
+        swap_prob=0.0,  # the measured swaps (body_swap_share) count limb swaps too
         dropout_prob=real.missed_rate,
-        dropout_px=jitter,
+        dropout_px=0.0,  # scored low, placed as well as the others
         score_max=0.99,
         score_err_px=score_blur * jitter,
     )

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import scipy.signal
 
 from videomdm.models.motion.skeleton import FLIP_PERM, NUM_JOINTS, root
 
@@ -186,6 +187,9 @@ SWAP_GROUPS: tuple[tuple[int, ...], ...] = ((7, 9), (13, 15))
 @dataclass(frozen=True)
 class NoiseConfig:
     jitter_px: float = 4.0  # mean Gaussian std per coordinate, scaled per joint by COCO_SIGMAS
+    # correlation time of the jitter in frames (AR(1), lag-1 correlation e^(-1/frames)); 0:
+    # independent per frame. A real detector repeats its error over neighbouring frames
+    jitter_corr_frames: float = 0.0
     focal_px: float = 1000.0  # pixel-equivalent: normalised noise = pixel noise / focal_px
     outlier_prob: float = 0.01  # per point: a gross error of outlier_px std
     outlier_px: float = 40.0
@@ -231,7 +235,7 @@ def add_2d_noise(
         noisy[np.ix_(swap, idx)] = px[np.ix_(swap, partner)]
     profile = COCO_SIGMAS / COCO_SIGMAS.mean() if cfg.joint_scale is None else cfg.joint_scale
     sigma = cfg.jitter_px * np.asarray(profile)  # (17,)
-    noisy += rng.normal(size=px.shape) * sigma[None, :, None]
+    noisy += _correlated_normal(px.shape, cfg.jitter_corr_frames, rng) * sigma[None, :, None]
     outlier = rng.random(px.shape[:2]) < cfg.outlier_prob
     noisy += outlier[..., None] * rng.normal(scale=cfg.outlier_px, size=px.shape)
     err = np.linalg.norm(noisy - px, axis=-1)  # (T, 17)
@@ -242,6 +246,19 @@ def add_2d_noise(
     noisy[dropped] += rng.normal(scale=scatter, size=(int(dropped.sum()), 2))
     score[dropped] = rng.uniform(0.0, 0.05, size=int(dropped.sum()))
     return noisy / unit, np.clip(score, 0.0, 1.0)
+
+
+def _correlated_normal(
+    shape: tuple[int, ...], corr_frames: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Unit-variance Gaussian noise ``shape`` (time first), an AR(1) process along time with
+    lag-1 correlation ``exp(-1 / corr_frames)`` (independent when ``corr_frames`` is 0)."""
+    n = rng.normal(size=shape)
+    if corr_frames <= 0 or shape[0] < 2:
+        return n
+    rho = math.exp(-1.0 / corr_frames)
+    n[1:] *= math.sqrt(1.0 - rho * rho)
+    return scipy.signal.lfilter([1.0], [1.0, -rho], n, axis=0)
 
 
 def _episodes(n: int, share: float, mean_len: float, rng: np.random.Generator) -> np.ndarray:
