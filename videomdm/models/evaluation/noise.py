@@ -41,6 +41,9 @@ class NoiseStats:
     score_slope: float  # median score of points with error under 1 sigma minus over 3 sigma
     points: int
     corr_s: float = 0.0  # correlation time of the errors (s): lag-1 correlation e^(-dt / corr_s)
+    # robust std per coordinate of each sequence's constant per-joint offset, its common shift
+    # removed (a detector placing a joint elsewhere than the mocap joint, for a whole clip)
+    bias: float = 0.0
 
     @property
     def mean_sigma(self) -> float:
@@ -156,12 +159,29 @@ class DetectorNoise:
         }
 
 
+def split_bias(errs: Sequence[np.ndarray]) -> tuple[list[np.ndarray], float]:
+    """Each error sequence ``(F, 17, 2)`` less its per-joint median (the within-sequence
+    part), and the robust std per coordinate of those medians once each sequence's common
+    shift (the mean over joints, a calibration or framing offset) is removed."""
+    within, offsets = [], []
+    for e in errs:
+        med = np.nanmedian(e, axis=0)  # (17, 2)
+        within.append(e - med)
+        offsets.append(med - np.nanmean(med, axis=0))
+    o = np.concatenate(offsets).ravel()
+    o = o[np.isfinite(o)]
+    return within, float(1.4826 * np.median(np.abs(o - np.median(o)))) if len(o) else 0.0
+
+
 def measure_detector(scene: Scene, truths: Sequence[Truth]) -> DetectorNoise:
-    """``real_errors`` of every truth, their statistics, swaps, and the fitted model."""
+    """``real_errors`` of every truth split into a constant per-sequence offset of each joint
+    and what varies within a sequence; their statistics, swaps, and the fitted model."""
     errs, scores = real_error_runs(scene, truths)
+    within, bias = split_bias(errs)
     fps = scene.views[truths[0].view].fps
-    stats = noise_stats(np.concatenate(errs), np.concatenate(scores))
-    stats = dataclasses.replace(stats, corr_s=correlation_time(errs, fps, lag=round(fps / 30)))
+    stats = noise_stats(np.concatenate(within), np.concatenate(scores))
+    corr = correlation_time(within, fps, lag=round(fps / 30))
+    stats = dataclasses.replace(stats, corr_s=corr, bias=bias)
     share = swap_share(scene)
     return DetectorNoise(stats, share, fit_noise(stats, share))
 
@@ -205,7 +225,8 @@ def fit_noise(
         base,
         body_px=body_px,
         jitter_px=jitter,
-        jitter_corr_frames=real.corr_s * fps,  # at the clips' frame rate
+        jitter_corr_frames=float(real.corr_s * fps),  # at the clips' frame rate
+        joint_bias_px=float(real.bias * body_px),
         joint_scale=tuple(float(x) for x in sigma / jitter),
         outlier_prob=real.outlier_rate,
         outlier_px=float(real.outlier_size * body_px / np.sqrt(2.0)),  # per coordinate

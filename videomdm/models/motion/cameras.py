@@ -190,6 +190,9 @@ class NoiseConfig:
     # correlation time of the jitter in frames (AR(1), lag-1 correlation e^(-1/frames)); 0:
     # independent per frame. A real detector repeats its error over neighbouring frames
     jitter_corr_frames: float = 0.0
+    # std of a constant offset of each joint for the whole clip (a detector's idea of where a
+    # joint is differs from the mocap skeleton's, and from person to person)
+    joint_bias_px: float = 0.0
     focal_px: float = 1000.0  # pixel-equivalent: normalised noise = pixel noise / focal_px
     outlier_prob: float = 0.01  # per point: a gross error of outlier_px std
     outlier_px: float = 40.0
@@ -236,6 +239,8 @@ def add_2d_noise(
     profile = COCO_SIGMAS / COCO_SIGMAS.mean() if cfg.joint_scale is None else cfg.joint_scale
     sigma = cfg.jitter_px * np.asarray(profile)  # (17,)
     noisy += _correlated_normal(px.shape, cfg.jitter_corr_frames, rng) * sigma[None, :, None]
+    if cfg.joint_bias_px > 0:
+        noisy += rng.normal(scale=cfg.joint_bias_px, size=(1, NUM_JOINTS, 2))
     outlier = rng.random(px.shape[:2]) < cfg.outlier_prob
     noisy += outlier[..., None] * rng.normal(scale=cfg.outlier_px, size=px.shape)
     err = np.linalg.norm(noisy - px, axis=-1)  # (T, 17)
