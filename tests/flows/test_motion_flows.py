@@ -108,3 +108,46 @@ def test_videomdm_train_resume_generate_reconstruct(lake_root, walk, assets, tmp
     np.testing.assert_allclose(rows[0]["cam_R"], lifted["cam_R"])
     with pytest.raises(ValueError, match="no clip"):
         reconstruct_flow("abc123", lake=lake_root)
+
+
+def test_known_intrinsics_reach_clips_and_motions(lake_root, walk, assets, tmp_path):
+    """A camera file (--intrinsics) or a sidecar beside the video sets the clip's intrinsics
+    and undistorts its keypoints; the lifted motion carries them."""
+    import cv2
+
+    from videomdm.storage.lake import rows_to_table
+
+    vid = fake_video(lake_root, walk.joints)
+    lake = Lake(lake_root)
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    row = lake.read("videos").to_pylist()[0]
+    lake.merge("videos", rows_to_table("videos", [row | {"uri": str(folder / "walk.mp4")}]), "t")
+    (folder / "walk.intrinsics.toml").write_text(
+        "fx = 700.0\nfy = 710.0\ncx = 330.0\ncy = 250.0\nsize = [640, 480]\n"
+        "distortion = [0.1, -0.05, 0.0, 0.0]\n"
+    )
+    clips_flow(lake=lake_root)
+    clip = run_sql(lake, "select * from clips").to_pylist()[0]
+    assert clip["intrinsics"] == [700.0, 710.0, 330.0, 250.0, 640.0, 480.0]
+    kp = run_sql(lake, "select kp_x, kp_y from keypoints where frame = 0").to_pylist()[0]
+    px = np.stack([kp["kp_x"], kp["kp_y"]], -1)[:, None]
+    k = np.array([[700.0, 0, 330.0], [0, 710.0, 250.0], [0, 0, 1]])
+    want = cv2.undistortPoints(px, k, np.array([0.1, -0.05, 0.0, 0.0]))[:, 0]
+    u = np.asarray(clip["u"]).reshape(-1, 17, 2)[0]  # frame 0 of the clip is source frame 0
+    np.testing.assert_allclose(u, want, atol=1e-5)
+
+    train_lifter_flow([str(assets / "mocap" / "cmu_bvh_subject131")], steps=5, lake=lake_root)
+    lift_flow(lake=lake_root)
+    motion = run_sql(lake, "select intrinsics from motions").to_pylist()[0]
+    assert motion["intrinsics"] == clip["intrinsics"]
+
+    # --intrinsics with one camera: every video of the collection gets it
+    other = tmp_path / "phone.json"
+    other.write_text(json.dumps({"fx": 900, "fy": 900, "cx": 320, "cy": 240}))
+    lake2 = str(tmp_path / "lake2")
+    fake_video(lake2, walk.joints)
+    clips_flow(lake=lake2, intrinsics=str(other))
+    clip2 = run_sql(Lake(lake2), "select intrinsics from clips").to_pylist()[0]
+    assert clip2["intrinsics"][:4] == [900.0, 900.0, 320.0, 240.0]
+    assert vid == clip["video_id"]

@@ -125,7 +125,13 @@ def render(
 
 
 @app.command()
-def clips(collection: Annotated[str | None, typer.Option("--collection", "-c")] = None):
+def clips(
+    collection: Annotated[str | None, typer.Option("--collection", "-c")] = None,
+    intrinsics: Annotated[
+        Path | None,
+        typer.Option(help="Camera file (JSON/TOML/.qca.txt): one camera, or one per video name."),
+    ] = None,
+):
     """Cut extracted tracks into clean per-person clips (the `clips` table)."""
     from videomdm.flows.preflight import check_collection, check_extracted, check_lake_exists
     from videomdm.storage import open_lake
@@ -137,7 +143,8 @@ def clips(collection: Annotated[str | None, typer.Option("--collection", "-c")] 
     _start_api()
     from videomdm.flows.motion import clips_flow
 
-    r = _flow(lambda: clips_flow(collection=collection, lake=lake.root))
+    path = None if intrinsics is None else str(intrinsics)
+    r = _flow(lambda: clips_flow(collection=collection, lake=lake.root, intrinsics=path))
     console.print(f"{r.clips} clips from {r.videos} videos ({r.producer})")
 
 

@@ -7,7 +7,7 @@ import json
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
@@ -23,6 +23,8 @@ from videomdm.cli import (
 from videomdm.config import Preset, Settings
 from videomdm.models.mdm.config import GUIDANCE_KINDS, GuidanceConfig, GuidanceKind, Supervision
 
+CameraChoice = Literal["calibration", "default"]
+
 
 class GuidanceChoice(str, Enum):
     """The guidance kinds as typer wants them for a list option (it takes no Literal list)."""
@@ -34,6 +36,7 @@ class GuidanceChoice(str, Enum):
 assert tuple(GuidanceChoice) == GUIDANCE_KINDS, "GuidanceChoice lists every guidance kind"
 
 if TYPE_CHECKING:
+    from videomdm.flows.evaluate import EvaluationConfig
     from videomdm.tasks.train import TrainRequest, TrainResult
 
 
@@ -243,7 +246,29 @@ def reconstruct(
 
 @app.command()
 def evaluate(
-    mocap: Annotated[list[str], typer.Option("--mocap", help="Mocap folder(s); repeatable.")],
+    mocap: Annotated[
+        list[str] | None, typer.Option("--mocap", help="Mocap folder(s); repeatable.")
+    ] = None,
+    multiview: Annotated[
+        Path | None,
+        typer.Option(help="A folder of calibrated views of one recording: score real video."),
+    ] = None,
+    view: Annotated[
+        list[str] | None, typer.Option(help="--multiview: the view scored (default: each).")
+    ] = None,
+    calibration: Annotated[
+        Path | None, typer.Option(help="--multiview: calibration file (default: the folder's).")
+    ] = None,
+    lifter: Annotated[
+        str | None, typer.Option(help="--multiview: lifter run id or checkpoint file.")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="--multiview: also reconstruct with this VideoMDM.")
+    ] = None,
+    camera: Annotated[
+        CameraChoice,
+        typer.Option(help="--multiview: lift through the calibration or the default FOV."),
+    ] = "calibration",
     steps: Annotated[int | None, typer.Option(help="Training steps per model.")] = None,
     cameras: Annotated[int, typer.Option(help="Random cameras per training clip.")] = 4,
     n_generate: Annotated[int, typer.Option(help="Generated motions per model.")] = 64,
@@ -254,7 +279,9 @@ def evaluate(
         list[GuidanceChoice],  # type: ignore[valid-type]  # built from GUIDANCE_KINDS
         typer.Option(help="Reconstruction guidance; repeatable."),
     ] = list(GuidanceChoice),  # noqa: B006 - every kind by default; typer never mutates it
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for plots.")] = Path("out/eval"),
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder for plots (out/eval, out/multiview).")
+    ] = None,
     target_source: Annotated[
         str | None,
         typer.Option(
@@ -268,14 +295,23 @@ def evaluate(
     sample_steps: Annotated[int, typer.Option(help="DDIM steps per reconstruction.")] = 50,
     fmt: Annotated[OutFormat, typer.Option("--format", "-f")] = "table",
 ):
-    """Lifter vs VideoMDM (2D only) vs 3D-supervised MDM on held-out mocap (known 3D)."""
-    import pyarrow as pa
+    """Lifter vs VideoMDM (2D only) vs 3D-supervised MDM on held-out mocap (known 3D); with
+    --multiview, the lifter (and VideoMDM) on real video against multi-view triangulation."""
+    if (not mocap) == (multiview is None):
+        raise typer.BadParameter("give either --mocap DIR or --multiview DIR")
+    if multiview is not None:
+        from videomdm.cli.multiview import MultiviewOptions, evaluate_multiview
 
+        opts = MultiviewOptions(
+            multiview, view, calibration, lifter, model, camera, out, sample_steps, fmt
+        )
+        evaluate_multiview(opts)
+        return
     from videomdm.flows.preflight import check_mocap
 
-    check_mocap(mocap)
+    check_mocap(mocap or [])
     _start_api()
-    from videomdm.flows.evaluate import EvaluationConfig, evaluate_flow
+    from videomdm.flows.evaluate import EvaluationConfig
 
     cfg = EvaluationConfig(
         steps=steps,
@@ -287,6 +323,14 @@ def evaluate(
         target_source=target_source,
         lifter_steps=lifter_steps,
     )
+    _evaluate_mocap(mocap or [], cfg, out or Path("out/eval"), fmt)
+
+
+def _evaluate_mocap(mocap: list[str], cfg: EvaluationConfig, out: Path, fmt: OutFormat) -> None:
+    import pyarrow as pa
+
+    from videomdm.flows.evaluate import evaluate_flow
+
     m = _flow(lambda: evaluate_flow(mocap, cfg, out=str(out), lake=_settings().lake))
     if fmt == "json":
         sys.stdout.write(json.dumps(dataclasses.asdict(m), default=float) + "\n")

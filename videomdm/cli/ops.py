@@ -25,6 +25,10 @@ def run_pipeline(
     ] = None,
     lifter_steps: Annotated[int | None, typer.Option(help="Lifter training steps.")] = None,
     prompt: Annotated[str | None, typer.Option(help="Text to generate from (--train).")] = None,
+    intrinsics: Annotated[
+        Path | None,
+        typer.Option(help="Camera file (JSON/TOML/.qca.txt): one camera, or one per video name."),
+    ] = None,
 ):
     """Ingest, extract, clips, lift and release (with --train: train, generate); a report."""
     from videomdm.flows.preflight import (
@@ -59,6 +63,7 @@ def run_pipeline(
             lifter_steps=lifter_steps,
             prompt=prompt,
             lake=lake,
+            intrinsics=None if intrinsics is None else str(intrinsics),
         )
     )
     console.print(f"release {r.release}; report:")

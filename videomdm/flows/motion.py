@@ -19,7 +19,13 @@ from videomdm.storage import open_lake
 from videomdm.storage.catalog import latest_extractor
 from videomdm.storage.lake import utcnow
 from videomdm.storage.runs import LIFTER, Run, lifter_id, new_run_id
-from videomdm.tasks.clips import clip_producer, cut_clips, videos_to_do, write_clips
+from videomdm.tasks.clips import (
+    clip_producer,
+    cut_clips,
+    read_intrinsics,
+    videos_to_do,
+    write_clips,
+)
 from videomdm.tasks.lifter import (
     current_lifter,
     fit_lifter,
@@ -49,17 +55,24 @@ class LiftSummary:
 
 @flow(name="make-clips")
 def clips_flow(
-    collection: str | None = None, extractor: str | None = None, lake: str | None = None
+    collection: str | None = None,
+    extractor: str | None = None,
+    lake: str | None = None,
+    intrinsics: str | None = None,
 ) -> ClipsSummary:
-    """Cut every extracted video's tracks into clean clips (idempotent per video)."""
+    """Cut every extracted video's tracks into clean clips (idempotent per video), through
+    each video's known camera: ``intrinsics`` (a camera file: one camera for every video, or
+    cameras named like the videos), else a sidecar beside the video, else the default field
+    of view."""
     lk, run_id, cfg = open_lake(lake), flow_run_id(), ClipConfig()
+    cameras = read_intrinsics(intrinsics) if intrinsics else None
     extractor = extractor or latest_extractor(lk)
     producer = clip_producer(extractor, cfg)
     todo = videos_to_do(lk, "clips", extractor, producer, collection)
     total = 0
     with progress_bar("clips", total=len(todo)) as advance:
         for video in todo:
-            rows = cut_clips(lk, video, extractor, cfg)
+            rows = cut_clips(lk, video, extractor, cfg, cameras)
             total += write_clips(lk, video.video_id, producer, rows, run_id)
             advance(1)
     return ClipsSummary(len(todo), total, producer)

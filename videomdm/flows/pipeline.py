@@ -84,6 +84,7 @@ def pipeline_flow(
     prompt: str | None = None,
     samples: int = 2,
     lake: str | None = None,
+    intrinsics: str | None = None,
 ) -> PipelineResult:
     """Video folder to a release (and, with ``train``, a VideoMDM model); writes <out>/report.md."""
     lk = open_lake(lake)
@@ -91,7 +92,7 @@ def pipeline_flow(
     done = Steps(
         ingest_flow(source, collection, lake=lk.root),
         extract_flow(collection=collection, lake=lk.root),
-        clips_flow(collection=collection, lake=lk.root),
+        clips_flow(collection=collection, lake=lk.root, intrinsics=intrinsics),
         _lift(lk, collection, mocap, lifter_steps),
     )
     lifter = latest_run(lk, LIFTER)

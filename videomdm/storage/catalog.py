@@ -40,6 +40,7 @@ class VideoMeta:
     height: int
     fps: float
     caption: str | None
+    uri: str = ""  # where its sidecars are (a camera file beside it)
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def videos_needing(
             if collection is None or r["collection"] == collection:
                 w, h = r["width"], r["height"]
                 upright = (h, w) if (r["rotation"] or 0) % 180 == 90 else (w, h)
-                out.append(VideoMeta(r["video_id"], *upright, r["fps"], r["caption"]))
+                out.append(VideoMeta(r["video_id"], *upright, r["fps"], r["caption"], r["uri"]))
     return out
 
 

@@ -23,6 +23,8 @@ VIDEO_EXTENSIONS = frozenset(
     ".mp4 .m4v .mov .avi .mkv .webm .mpg .mpeg .wmv .flv .ts .mts .m2ts .3gp .ogv".split()
 )
 CAPTIONS_CSV = "captions.csv"
+INTRINSICS_SUFFIXES = (".intrinsics.toml", ".intrinsics.json")  # clip.intrinsics.toml
+INTRINSICS_FILES = ("intrinsics.toml", "intrinsics.json")  # one per folder
 _HASH_CHUNK = 4 << 20  # 4 MiB reads: sha256 runs at ~1 GB/s, larger chunks gain nothing
 
 
@@ -105,6 +107,21 @@ def read_caption(uri: str) -> str | None:
                 return _caption_from_csv(f.read(), posixpath.basename(path))
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         log.warning("could not read the caption of %s: %s", uri, e)
+    return None
+
+
+def read_intrinsics_sidecar(uri: str) -> tuple[str, str] | None:
+    """``(uri, text)`` of the camera file of a video: ``clip.intrinsics.toml`` (or ``.json``)
+    beside ``clip.mp4``, else ``intrinsics.toml`` (or ``.json``) in its folder; None if none.
+    Parsing is the caller's (``models.motion.calibration.parse_calibration``)."""
+    fs, path = _fs(uri)
+    stem, folder = posixpath.splitext(path)[0], posixpath.dirname(path)
+    candidates = [stem + s for s in INTRINSICS_SUFFIXES]
+    candidates += [posixpath.join(folder, n) for n in INTRINSICS_FILES]
+    for side in candidates:
+        if fs.exists(side):
+            with fs.open(side, "r", encoding="utf-8") as f:
+                return _full_uri(fs, side), f.read()
     return None
 
 

@@ -6,18 +6,26 @@ import dataclasses
 import hashlib
 import json
 import logging
+import posixpath
 from typing import Any
 
 import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from videomdm.models.motion.calibration import (
+    CameraModel,
+    camera_for,
+    load_calibration,
+    parse_calibration,
+)
 from videomdm.models.motion.clips import Clip2D, ClipConfig, make_clips
 from videomdm.storage import Lake
 from videomdm.storage.catalog import VideoMeta, track_keypoints, videos_needing
 from videomdm.storage.codecs import flat
 from videomdm.storage.lake import rows_to_table, utcnow
 from videomdm.storage.markers import DONE, NO_PERSON, set_marker
+from videomdm.storage.sources import read_intrinsics_sidecar
 from videomdm.tasks.retry import transient_only
 
 log = logging.getLogger(__name__)
@@ -43,16 +51,47 @@ def videos_to_do(
 
 
 @task(cache_policy=NO_CACHE)
+def read_intrinsics(path: str) -> dict[str, CameraModel]:
+    """The cameras of an intrinsics (or calibration) file given by the user."""
+    return load_calibration(path)
+
+
+def video_camera(
+    video: VideoMeta, given: dict[str, CameraModel] | None
+) -> tuple[CameraModel | None, str]:
+    """The video's known camera and where it came from: ``given`` (``--intrinsics``: the
+    camera named like the video, or its only one), else its sidecar (``read_intrinsics_sidecar``),
+    else none (the default field of view)."""
+    name = posixpath.basename(video.uri)
+    if given and (cam := camera_for(given, name)) is not None:
+        return cam, "--intrinsics"
+    side = read_intrinsics_sidecar(video.uri) if video.uri else None
+    if side is not None:
+        cam = camera_for(parse_calibration(side[1], side[0]), name)
+        if cam is not None:
+            return cam, side[0]
+    return None, "default field of view"
+
+
+@task(cache_policy=NO_CACHE)
 def cut_clips(
-    lake: Lake, video: VideoMeta, extractor: str, cfg: ClipConfig
+    lake: Lake,
+    video: VideoMeta,
+    extractor: str,
+    cfg: ClipConfig,
+    intrinsics: dict[str, CameraModel] | None = None,
 ) -> list[dict[str, Any]]:
-    """The ``clips`` rows of one video: each track's usable runs (``make_clips``)."""
+    """The ``clips`` rows of one video: each track's usable runs (``make_clips``), through
+    the video's known camera (``video_camera``) when it has one."""
     tracks, frames, kp = track_keypoints(lake, video.video_id, extractor)
     producer = clip_producer(extractor, cfg)
+    camera, source = video_camera(video, intrinsics)
+    log.info("%s: camera from %s", video.uri or video.video_id, source)
+    size = (video.width, video.height)
     rows = []
     for track in np.unique(tracks):
         sel = tracks == track
-        for c in make_clips(frames[sel], kp[sel], video.fps, (video.width, video.height), cfg):
+        for c in make_clips(frames[sel], kp[sel], video.fps, size, cfg, camera=camera):
             rows.append(_clip_row(video, producer, int(track), c))
     return rows
 

@@ -266,6 +266,8 @@ def test_intrinsics_and_pixel_round_trip() -> None:
     k = cameras.Intrinsics.from_fov(1920, 1080)
     assert k.fx == pytest.approx(960.0 / np.tan(np.radians(30.0)))
     assert (k.cx, k.cy) == (960.0, 540.0)
+    portrait = cameras.Intrinsics.from_fov(1080, 1920)  # a phone held upright: same lens
+    assert portrait.fx == k.fx and (portrait.cx, portrait.cy) == (540.0, 960.0)
     with pytest.raises(ValueError):
         cameras.Intrinsics.from_fov(640, 480, 0.0)
     px = np.random.default_rng(1).uniform(0, 1000, size=(4, 17, 2))

@@ -22,6 +22,7 @@ from videomdm.models.lifter.network import (
     Lifter,
     LifterConfig,
     _flip,
+    input_conf,
     lift_many,
     make_features,
 )
@@ -120,8 +121,10 @@ class _Stacked:
     weights: np.ndarray  # (P,) probability of drawing a window from each pair
 
 
-def _stack(pairs: list[TrainingPair], sources: list[str], balance: float) -> _Stacked:
-    parts = [make_features(p.u, p.conf) for p in pairs]
+def _stack(
+    pairs: list[TrainingPair], sources: list[str], balance: float, cfg: LifterConfig
+) -> _Stacked:
+    parts = [make_features(p.u, input_conf(cfg, p.conf)) for p in pairs]
     lengths = np.array([len(p.u) for p in pairs])
     pair_src = [sources[p.clip] for p in pairs]
     src_frames = {s: lengths[[q == s for q in pair_src]].sum() for s in set(pair_src)}
@@ -212,7 +215,8 @@ def _train(
     pairs = make_training_pairs(
         train_clips, rng, cfg.cameras_per_clip, cfg.noise, cfg.noisy_fraction
     )
-    data = _stack(pairs, [getattr(c, "source", "") for c in train_clips], cfg.source_balance)
+    sources = [getattr(c, "source", "") for c in train_clips]
+    data = _stack(pairs, sources, cfg.source_balance, cfg)
     val = make_training_pairs(val_clips, np.random.default_rng(seed + 1), 1, cfg.noise, 0.5)
     model = Lifter(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

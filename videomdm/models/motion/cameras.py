@@ -17,13 +17,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import scipy.signal
 
 from videomdm.models.motion.skeleton import FLIP_PERM, NUM_JOINTS, root
 
-# Horizontal field of view assumed when a video carries no focal length: 60 degrees is
-# typical of phone main cameras and webcams (26-28 mm equivalent is 65-75 deg; 60 is a
-# middle ground that errs towards the narrower consumer lenses).
-DEFAULT_HFOV_DEG = 60.0
+# Field of view along the frame's LONG side assumed when a video carries no focal length:
+# 60 degrees is typical of phone main cameras and webcams (26-28 mm equivalent is 65-75 deg
+# across the long side; 60 errs towards the narrower consumer lenses). Along the long side,
+# because a phone filming upright (portrait) keeps its lens: across the short side a 1080x1920
+# portrait video would get 935 px where its camera has about 1660 (the multi-view recording's
+# calibration: 1673-1682 px).
+DEFAULT_FOV_DEG = 60.0
 
 
 @dataclass(frozen=True)
@@ -36,11 +40,12 @@ class Intrinsics:
     height: int
 
     @classmethod
-    def from_fov(cls, width: int, height: int, fov_deg: float = DEFAULT_HFOV_DEG) -> Intrinsics:
-        """Square pixels, principal point at the image centre, horizontal FOV ``fov_deg``."""
+    def from_fov(cls, width: int, height: int, fov_deg: float = DEFAULT_FOV_DEG) -> Intrinsics:
+        """Square pixels, principal point at the image centre, ``fov_deg`` across the frame's
+        long side (horizontal for landscape, vertical for portrait)."""
         if not 0.0 < fov_deg < 180.0:
             raise ValueError(f"fov_deg must be in (0, 180), got {fov_deg}")
-        f = 0.5 * width / math.tan(math.radians(fov_deg) / 2.0)
+        f = 0.5 * max(width, height) / math.tan(math.radians(fov_deg) / 2.0)
         return cls(f, f, width / 2.0, height / 2.0, int(width), int(height))
 
     @property
@@ -182,13 +187,30 @@ SWAP_GROUPS: tuple[tuple[int, ...], ...] = ((7, 9), (13, 15))
 @dataclass(frozen=True)
 class NoiseConfig:
     jitter_px: float = 4.0  # mean Gaussian std per coordinate, scaled per joint by COCO_SIGMAS
+    # correlation time of the jitter in frames (AR(1), lag-1 correlation e^(-1/frames)); 0:
+    # independent per frame. A real detector repeats its error over neighbouring frames
+    jitter_corr_frames: float = 0.0
+    # std of a constant offset of each joint for the whole clip (a detector's idea of where a
+    # joint is differs from the mocap skeleton's, and from person to person)
+    joint_bias_px: float = 0.0
     focal_px: float = 1000.0  # pixel-equivalent: normalised noise = pixel noise / focal_px
     outlier_prob: float = 0.01  # per point: a gross error of outlier_px std
     outlier_px: float = 40.0
     swap_prob: float = 0.02  # per frame and limb group: left/right limbs exchanged
+    # share of frames in which the whole body is mirrored left/right, in episodes of
+    # body_swap_frames frames on average (a detector sure of a person seen from behind)
+    body_swap_prob: float = 0.0
+    body_swap_frames: float = 8.0
     dropout_prob: float = 0.03  # per point: lost (score near 0, position scattered)
+    dropout_px: float | None = None  # the scatter of a lost point (default: outlier_px)
     score_max: float = 0.95  # score of a perfect detection
     score_err_px: float = 12.0  # error (px) at which the score falls to score_max * e^-0.5
+    # When set, the pixel values above are pixels of a pose whose 2D RMS spread is body_px
+    # pixels, so the noise grows with the person's size in the image (a detector works on a
+    # resized crop: its errors scale with the person, as measured on real video); unset, they
+    # are pixels at focal_px, the same at any distance.
+    body_px: float | None = None
+    joint_scale: tuple[float, ...] | None = None  # per-joint std factors (default: COCO's)
 
 
 def add_2d_noise(
@@ -204,24 +226,66 @@ def add_2d_noise(
     if u.ndim != 3 or u.shape[1:] != (NUM_JOINTS, 2):
         raise ValueError(f"expected keypoints (T, {NUM_JOINTS}, 2), got {u.shape}")
     n_frames = u.shape[0]
-    px = u * cfg.focal_px  # (T, 17, 2) pixel-equivalent
+    unit = _pixels_per_unit(u, cfg)  # (T, 1, 1)
+    px = u * unit  # (T, 17, 2) pixel-equivalent
     noisy = px.copy()
+    episodes = _episodes(n_frames, cfg.body_swap_prob, cfg.body_swap_frames, rng)
+    noisy[episodes] = px[episodes][:, list(FLIP_PERM)]
     for group in SWAP_GROUPS:
         swap = np.flatnonzero(rng.random(n_frames) < cfg.swap_prob)  # frames swapped
         idx = np.array(list(group) + [FLIP_PERM[j] for j in group])
         partner = np.array([FLIP_PERM[j] for j in group] + list(group))
         noisy[np.ix_(swap, idx)] = px[np.ix_(swap, partner)]
-    sigma = cfg.jitter_px * COCO_SIGMAS / COCO_SIGMAS.mean()  # (17,)
-    noisy += rng.normal(size=px.shape) * sigma[None, :, None]
+    profile = COCO_SIGMAS / COCO_SIGMAS.mean() if cfg.joint_scale is None else cfg.joint_scale
+    sigma = cfg.jitter_px * np.asarray(profile)  # (17,)
+    noisy += _correlated_normal(px.shape, cfg.jitter_corr_frames, rng) * sigma[None, :, None]
+    if cfg.joint_bias_px > 0:
+        noisy += rng.normal(scale=cfg.joint_bias_px, size=(1, NUM_JOINTS, 2))
     outlier = rng.random(px.shape[:2]) < cfg.outlier_prob
     noisy += outlier[..., None] * rng.normal(scale=cfg.outlier_px, size=px.shape)
     err = np.linalg.norm(noisy - px, axis=-1)  # (T, 17)
     score = cfg.score_max * np.exp(-0.5 * (err / cfg.score_err_px) ** 2)
     score *= rng.uniform(0.85, 1.0, size=score.shape)  # detectors are not calibrated exactly
     dropped = rng.random(px.shape[:2]) < cfg.dropout_prob
-    noisy[dropped] += rng.normal(scale=cfg.outlier_px, size=(int(dropped.sum()), 2))
+    scatter = cfg.outlier_px if cfg.dropout_px is None else cfg.dropout_px
+    noisy[dropped] += rng.normal(scale=scatter, size=(int(dropped.sum()), 2))
     score[dropped] = rng.uniform(0.0, 0.05, size=int(dropped.sum()))
-    return noisy / cfg.focal_px, np.clip(score, 0.0, 1.0)
+    return noisy / unit, np.clip(score, 0.0, 1.0)
+
+
+def _correlated_normal(
+    shape: tuple[int, ...], corr_frames: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Unit-variance Gaussian noise ``shape`` (time first), an AR(1) process along time with
+    lag-1 correlation ``exp(-1 / corr_frames)`` (independent when ``corr_frames`` is 0)."""
+    n = rng.normal(size=shape)
+    if corr_frames <= 0 or shape[0] < 2:
+        return n
+    rho = math.exp(-1.0 / corr_frames)
+    n[1:] *= math.sqrt(1.0 - rho * rho)
+    return scipy.signal.lfilter([1.0], [1.0, -rho], n, axis=0)
+
+
+def _episodes(n: int, share: float, mean_len: float, rng: np.random.Generator) -> np.ndarray:
+    """A mask ``(n,)`` of frames inside episodes that start at random, last
+    ``mean_len`` frames on average (geometric) and cover about ``share`` of the frames."""
+    mask = np.zeros(n, dtype=bool)
+    if share <= 0:
+        return mask
+    starts = np.flatnonzero(rng.random(n) < share / max(mean_len * (1.0 - share), 1e-9))
+    for start, length in zip(
+        starts, rng.geometric(1.0 / max(mean_len, 1.0), len(starts)), strict=True
+    ):
+        mask[start : start + length] = True
+    return mask
+
+
+def _pixels_per_unit(u: np.ndarray, cfg: NoiseConfig) -> np.ndarray:
+    """``(T, 1, 1)``: the noise model's pixels per normalised unit, per frame."""
+    if cfg.body_px is None:
+        return np.full((len(u), 1, 1), cfg.focal_px)
+    spread = np.sqrt(((u - u.mean(1, keepdims=True)) ** 2).sum(-1).mean(1))  # (T,)
+    return (cfg.body_px / np.maximum(spread, 1e-6))[:, None, None]
 
 
 # --- cameras around a motion, and one view of it ----------------------------------------

@@ -4,8 +4,9 @@ A track's rows (one per frame it was detected in) are split wherever more than
 ``max_gap`` frames are missing; shorter holes are filled by linear interpolation with the
 filled frames' scores set to ``fill_score`` (so every later weight by confidence ignores
 them). Pieces that are too short or too unsure are dropped; the rest are resampled to the
-training frame rate and turned into normalised image coordinates (``cameras.to_normalised``)
-with intrinsics from the known focal length, else the default field of view.
+training frame rate and turned into normalised image coordinates: undistorted through a known
+camera (``calibration.CameraModel``), else ``cameras.to_normalised`` with intrinsics from a
+known focal length, else the default field of view (along the frame's long side).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from videomdm.models.motion.cameras import DEFAULT_HFOV_DEG, Intrinsics, to_normalised
+from videomdm.models.motion.calibration import CameraModel
+from videomdm.models.motion.cameras import DEFAULT_FOV_DEG, Intrinsics, to_normalised
 from videomdm.models.motion.skeleton import NUM_JOINTS
 
 log = logging.getLogger(__name__)
@@ -28,7 +30,7 @@ class ClipConfig:
     min_score: float = 0.3  # minimum mean keypoint score over the detected frames
     fps: float = 30.0  # training frame rate
     fill_score: float = 0.0  # score given to interpolated frames and NaN keypoints
-    fov_deg: float = DEFAULT_HFOV_DEG  # horizontal FOV used when no focal length is known
+    fov_deg: float = DEFAULT_FOV_DEG  # FOV along the long side when no focal length is known
 
 
 @dataclass(frozen=True)
@@ -86,9 +88,11 @@ def make_clips(
     image_size: tuple[int, int],
     cfg: ClipConfig = ClipConfig(),
     focal_px: float | None = None,
+    camera: CameraModel | None = None,
 ) -> list[Clip2D]:
     """Clips from one track: ``frames`` ``(N,)`` frame indices, ``kp`` ``(N, 17, 3)`` pixel
-    x, y and score, the video's ``fps`` and ``image_size`` (width, height)."""
+    x, y and score, the video's ``fps`` and ``image_size`` (width, height). A ``camera``
+    (known intrinsics and distortion) takes precedence over ``focal_px``."""
     frames = np.asarray(frames, dtype=np.int64)
     kp = np.asarray(kp, dtype=np.float64)
     if kp.shape != (len(frames), NUM_JOINTS, 3):
@@ -102,15 +106,17 @@ def make_clips(
     keep = np.concatenate([[True], np.diff(frames) > 0])  # a duplicate frame: keep the first
     frames, kp = frames[keep], kp[keep]
     width, height = image_size
-    K = (
-        Intrinsics.from_fov(width, height, cfg.fov_deg)
-        if focal_px is None  # noqa: N806
-        else Intrinsics(focal_px, focal_px, width / 2.0, height / 2.0, width, height)
-    )
+    if camera is not None:
+        k = camera.intrinsics
+        K = Intrinsics(k.fx, k.fy, k.cx, k.cy, width, height)  # noqa: N806
+    elif focal_px is not None:
+        K = Intrinsics(focal_px, focal_px, width / 2.0, height / 2.0, width, height)  # noqa: N806
+    else:
+        K = Intrinsics.from_fov(width, height, cfg.fov_deg)  # noqa: N806
     cuts = np.flatnonzero(np.diff(frames) - 1 > cfg.max_gap) + 1
     clips = []
     for piece_f, piece_kp in zip(np.split(frames, cuts), np.split(kp, cuts), strict=True):
-        clip = _make_clip(piece_f, piece_kp, fps, K, cfg)
+        clip = _make_clip(piece_f, piece_kp, fps, K, cfg, camera)
         if clip is not None:
             clips.append(clip)
     return clips
@@ -120,12 +126,14 @@ def _make_clip(
     frames: np.ndarray,
     kp: np.ndarray,
     fps: float,
-    K: Intrinsics,
-    cfg: ClipConfig,  # noqa: N803
+    K: Intrinsics,  # noqa: N803
+    cfg: ClipConfig,
+    camera: CameraModel | None = None,
 ) -> Clip2D | None:
     xy, score, detected = _fill_piece(frames, kp, cfg.fill_score)
     mean_score = float(score[detected].mean())
-    u = _resample(to_normalised(xy, K), fps, cfg.fps)  # (T, 17, 2)
+    normalised = to_normalised(xy, K) if camera is None else camera.undistort(xy)
+    u = _resample(normalised, fps, cfg.fps)  # (T, 17, 2)
     conf = _resample(score, fps, cfg.fps)  # (T, 17)
     if len(u) < cfg.min_frames or mean_score < cfg.min_score:
         log.debug(
