@@ -20,6 +20,8 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as pa_ds
+import pyarrow.fs as pa_fs
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
@@ -105,11 +107,22 @@ class Lake:
             return (
                 s if columns is None else pa.schema([s.field(c) for c in columns])
             ).empty_table()
-        # One thread: after a threaded read (deltalake's to_pyarrow_table), pyarrow's reader
-        # threads can still be alive at interpreter exit and abort it ("terminate called
-        # without an active exception", SIGABRT; apache/arrow#34314): 6 of 8 processes that
-        # read `releases` and exited did so here. These tables are small, so no speed is lost.
-        return dt.to_pyarrow_dataset().to_table(columns=columns, use_threads=False)
+        return self.dataset(name, dt).to_table(columns=columns, use_threads=False)
+
+    def dataset(self, name: str, dt: DeltaTable, schema: pa.Schema | None = None) -> pa_ds.Dataset:
+        """The snapshot ``dt`` of table ``name`` as an Arrow dataset.
+
+        On a local lake its files are read through Arrow's own filesystem, not deltalake's
+        default (a Python file-system handler): Arrow's I/O threads that read, prefetch or close
+        a Python file need the interpreter, and one still doing so when the process exits is
+        killed during interpreter shutdown, which aborts the process ("terminate called without
+        an active exception", exit -6; about 1 in 240 processes that read `releases` and exited,
+        apache/arrow#34314). Object stores keep deltalake's handler, which has their options.
+        """
+        fs = (
+            pa_fs.SubTreeFileSystem(self.uri(name), pa_fs.LocalFileSystem()) if self.local else None
+        )
+        return dt.to_pyarrow_dataset(filesystem=fs, schema=schema)
 
     def info(self, name: str) -> TableInfo:
         dt = self.table(name)

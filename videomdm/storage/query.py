@@ -115,9 +115,9 @@ def _arrow_source(
     # Strings read as string_view: DuckDB 2.0 pushes string filters down to pyarrow as
     # string_view scalars, which pyarrow cannot compare with plain strings ("no kernel matching
     # input types (string, string_view)"); with view columns it keeps the filters itself.
-    ds = dt.to_pyarrow_dataset()
+    ds = lake.dataset(s.name, dt)
     fields = [f.with_type(pa.string_view()) if f.type == pa.string() else f for f in ds.schema]
-    con.register(f"__arrow_{s.name}", dt.to_pyarrow_dataset(schema=pa.schema(fields)))
+    con.register(f"__arrow_{s.name}", lake.dataset(s.name, dt, schema=pa.schema(fields)))
     return f"__arrow_{s.name}"
 
 
