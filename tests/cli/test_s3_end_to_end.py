@@ -90,12 +90,12 @@ def test_pipeline_on_s3(s3_env, s3_server, assets, videos_dir, tmp_path):
     _run(env, "clips", "-c", "s3")
     mocap = str(assets / "mocap" / "cmu_bvh_subject131")
     lifter = _run(env, "train-lifter", "--mocap", mocap, "--steps", "30").stdout
-    assert "s3://videomdm/lake/checkpoints/train-lifter/" in lifter
+    assert "s3://videomdm/lake/checkpoints/lifter/" in lifter
     _run(env, "lift", "-c", "s3")
     assert _sql(env, "select count(*) as n from motions")[0]["n"] >= 1
     _run(env, "release", "s3-v1")
     trained = _run(env, "train", "--release", "s3-v1", "--steps", "2").stdout
-    assert "s3://videomdm/lake/checkpoints/train/" in trained
+    assert "s3://videomdm/lake/checkpoints/videomdm/" in trained
     runs = _sql(env, "select release, status from runs where kind = 'train'")
     assert runs == [{"release": "s3-v1", "status": "ok"}]
 

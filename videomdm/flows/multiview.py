@@ -16,6 +16,7 @@ from prefect import flow
 from prefect.artifacts import create_table_artifact
 
 from videomdm.config import get_settings
+from videomdm.errors import UserError
 from videomdm.flows.context import flow_run_id
 from videomdm.flows.extract import extract_flow
 from videomdm.flows.ingest import ingest_flow
@@ -84,7 +85,7 @@ def evaluate_multiview_flow(req: MultiviewRequest, lake: str | None = None) -> M
     frame offsets, then for each view: truth from the others, the view lifted (and
     reconstructed), per-person scores, a picture; a JSON report and an ``evaluate`` run."""
     if req.camera not in CAMERAS:
-        raise ValueError(f"camera must be one of {CAMERAS}, got {req.camera!r}")
+        raise UserError(f"camera must be one of {CAMERAS}, got {req.camera!r}")
     lk = open_lake(lake)
     calibration = req.calibration or find_calibration(req.directory)
     cameras = read_calibration(calibration)

@@ -12,6 +12,7 @@ import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from videomdm.errors import UserError
 from videomdm.models.evaluation.multiview import MultiviewConfig, Scene, Truth, build_scene
 from videomdm.models.evaluation.multiview_lift import ViewClip, ViewEvaluation, evaluate_view
 from videomdm.models.evaluation.noise import measure_detector
@@ -39,11 +40,11 @@ CALIBRATION_PATTERNS = ("*.qca.txt", "calib*.toml", "Calib*.toml", "calib*.json"
 def find_calibration(directory: str) -> str:
     """The one calibration file in ``directory``."""
     if not Path(directory).is_dir():
-        raise ValueError(f"{directory}: no such folder")
+        raise UserError(f"{directory}: no such folder")
     found = sorted({p for pat in CALIBRATION_PATTERNS for p in Path(directory).glob(pat)})
     if len(found) != 1:
         what = "no" if not found else f"{len(found)} ({', '.join(p.name for p in found)})"
-        raise ValueError(
+        raise UserError(
             f"{directory}: {what} calibration files ({', '.join(CALIBRATION_PATTERNS)}); "
             "name one with --calibration"
         )
@@ -55,10 +56,10 @@ def read_calibration(calibration: str) -> dict[str, CameraModel]:
     """The cameras of a calibration file, by name; three or more, each with extrinsics."""
     cameras = load_calibration(calibration)
     if len(cameras) < 3:
-        raise ValueError(f"{calibration}: {len(cameras)} cameras; the yardstick needs 3 or more")
+        raise UserError(f"{calibration}: {len(cameras)} cameras; the yardstick needs 3 or more")
     posed = [c for c in cameras.values() if not c.has_pose]
     if posed:
-        raise ValueError(f"{calibration}: camera {posed[0].name} has no rotation / translation")
+        raise UserError(f"{calibration}: camera {posed[0].name} has no rotation / translation")
     return cameras
 
 
@@ -69,10 +70,10 @@ def check_views(directory: str, cameras: dict[str, CameraModel], calibration: st
     videos = {Path(f.uri).name.split(".")[0]: f.uri for f in list_videos(directory)}
     for stem, uri in videos.items():
         if stem not in cameras:
-            raise ValueError(f"{uri}: no camera {stem!r} in {calibration}")
+            raise UserError(f"{uri}: no camera {stem!r} in {calibration}")
     for name in cameras:
         if name not in videos:
-            raise ValueError(f"{calibration}: camera {name} has no video {name}.* in {directory}")
+            raise UserError(f"{calibration}: camera {name} has no video {name}.* in {directory}")
     return sorted(videos.values())
 
 
@@ -86,15 +87,15 @@ def load_views(
     by_camera: dict[str, dict[str, Any]] = {}
     for v in sorted(videos, key=lambda v: v["filename"]):
         if v["status"] != "ok":
-            raise ValueError(f"{v['uri']}: {v['error']}")
+            raise UserError(f"{v['uri']}: {v['error']}")
         stem = Path(v["filename"]).name.split(".")[0]
         if stem not in cameras:
-            raise ValueError(f"{v['uri']}: no camera {stem!r} in {calibration}")
+            raise UserError(f"{v['uri']}: no camera {stem!r} in {calibration}")
         by_camera[stem] = v
     views = []
     for name, cam in cameras.items():
         if name not in by_camera:
-            raise ValueError(f"{calibration}: camera {name} has no video {name}.* beside it")
+            raise UserError(f"{calibration}: camera {name} has no video {name}.* beside it")
         v = by_camera[name]
         tracks, frames, kp = track_keypoints(
             lake, v["video_id"], latest_extractor(lake, v["video_id"])
@@ -102,9 +103,7 @@ def load_views(
         size = upright_size(v["width"], v["height"], v["rotation"] or 0)
         if size != (cam.intrinsics.width, cam.intrinsics.height):
             k = cam.intrinsics
-            raise ValueError(
-                f"{v['uri']}: {size[0]}x{size[1]}, calibrated for {k.width}x{k.height}"
-            )
+            raise UserError(f"{v['uri']}: {size[0]}x{size[1]}, calibrated for {k.width}x{k.height}")
         views.append(
             ViewTracks.from_rows(name, cam, v["fps"], v["frame_count"], tracks, frames, kp)
         )
@@ -124,7 +123,7 @@ def choose_lifter(lake: Lake, lifter: str | None) -> tuple[Lifter, str]:
         return load_checkpoint(lifter)[0], Path(lifter).stem
     run = latest_run(lake, LIFTER) if lifter is None else get_run(lake, lifter, LIFTER)
     if run is None:
-        raise ValueError(
+        raise UserError(
             "no trained lifter in the lake; run `videomdm train-lifter --mocap DIR`"
             if lifter is None
             else f"--lifter {lifter!r} is neither a checkpoint file nor a lifter run id"

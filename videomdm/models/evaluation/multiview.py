@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.signal
 
+from videomdm.errors import UserError
 from videomdm.models.motion.multiview import (
     AssociationConfig,
     Person,
@@ -62,17 +63,17 @@ class Scene:
     def view_index(self, name: str) -> int:
         names = [v.name for v in self.views]
         if name not in names:
-            raise ValueError(f"no view {name!r}; the views are {names}")
+            raise UserError(f"no view {name!r}; the views are {names}")
         return names.index(name)
 
 
 def build_scene(views: Sequence[ViewTracks], cfg: MultiviewConfig = MultiviewConfig()) -> Scene:
     """Match the views' tracks into people, then find each view's frame offset."""
     if len(views) < 3:
-        raise ValueError(f"the yardstick needs at least 3 calibrated views, got {len(views)}")
+        raise UserError(f"the yardstick needs at least 3 calibrated views, got {len(views)}")
     people = associate(views, cfg.association)
     if not people:
-        raise ValueError("no person is seen in two views: check the calibration's camera names")
+        raise UserError("no person is seen in two views: check the calibration's camera names")
     kps = tuple(tuple(person_keypoints(views, p)) for p in people)
     offsets = find_offsets([v.camera for v in views], kps, cfg.sync, cfg.triangulation)
     log.info("%d people over %d views, offsets %s", len(people), len(views), offsets.tolist())

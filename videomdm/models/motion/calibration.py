@@ -30,6 +30,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from videomdm.errors import UserError
 from videomdm.models.motion.cameras import Intrinsics
 
 if sys.version_info >= (3, 11):
@@ -43,7 +44,7 @@ QCA_UNITS_PER_PIXEL = 64.0  # Qualisys sensor coordinates per image pixel
 _FLIP_YZ = np.diag([1.0, -1.0, -1.0])  # Qualisys camera axes (looks down -Z) to OpenCV's
 
 
-class CalibrationError(ValueError):
+class CalibrationError(UserError):
     """A calibration file that does not parse; the message names the file and the problem."""
 
 
@@ -70,7 +71,9 @@ class CameraModel:
     def pose(self) -> tuple[np.ndarray, np.ndarray]:
         """``(R, t)``; ValueError for a camera with intrinsics only."""
         if self.R is None or self.t is None:
-            raise ValueError(f"camera {self.name!r} has no extrinsics (rotation, translation)")
+            raise CalibrationError(
+                f"camera {self.name!r} has no extrinsics (rotation, translation)"
+            )
         return self.R, self.t
 
     def undistort(self, px: np.ndarray) -> np.ndarray:
