@@ -197,11 +197,14 @@ def generate(
     check_model(lake, model)
     _start_api()
     from videomdm.flows.generate import generate_flow
+    from videomdm.models.evaluation.generation import describe_samples
 
     r = _flow(lambda: generate_flow(text, n, seconds, str(out), model, s.lake, seed, guidance))
     for g in r.motions:
         console.print(f"{g.npy}  {g.animation}")
     console.print(f"player (open in a browser): {r.player}")
+    if r.stats:
+        console.print(describe_samples(r.stats))
 
 
 @app.command()

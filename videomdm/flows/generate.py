@@ -11,11 +11,13 @@ from prefect.artifacts import create_markdown_artifact
 from videomdm.config import get_settings
 from videomdm.errors import UserError
 from videomdm.flows.context import flow_run_id
+from videomdm.models.evaluation.generation import describe_samples as describe_samples_text
 from videomdm.models.mdm.config import GuidanceConfig
 from videomdm.storage import open_lake
 from videomdm.tasks.generate import (
     GeneratedMotion,
     ReconstructionPictures,
+    describe_samples,
     draw_reconstruction,
     generate_motions,
     load_clip,
@@ -34,6 +36,8 @@ class Generated:
     model: str  # run id (or checkpoint name)
     motions: list[GeneratedMotion] = field(default_factory=list)
     player: str | None = None  # HTML with every sample side by side
+    # joint_speed_mps, bone_length_cv, spread_m (``evaluation.generation.sample_stats``)
+    stats: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -65,12 +69,14 @@ def generate_flow(
     joints = generate_motions(m, text, n, seconds, steps, guidance_scale, seed)
     saved = save_generations(lk, m, text, joints, out, seed, guidance_scale)
     player = play_generations(text, joints, m.fps, out, seed)
+    stats = describe_samples(joints, m.fps)
     create_markdown_artifact(
         key="generated-motions",
         markdown=f"# {text}\n\nmodel `{m.name}`, {n} samples; player `{player}`\n\n"
-        + "\n".join(f"- `{g.animation}`" for g in saved),
+        + "\n".join(f"- `{g.animation}`" for g in saved)
+        + f"\n\n{describe_samples_text(stats)}",
     )
-    return Generated(m.name, saved, player)
+    return Generated(m.name, saved, player, stats)
 
 
 @flow(name="reconstruct-clip")

@@ -15,6 +15,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from videomdm.errors import UserError
+from videomdm.models.evaluation.generation import sample_stats
 from videomdm.models.mdm.config import GuidanceConfig
 from videomdm.models.mdm.pipeline import Reconstruction, VideoMDM
 from videomdm.models.motion.cameras import Intrinsics, to_pixels
@@ -141,6 +142,12 @@ def save_generations(
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:40] or "motion"
+
+
+@task(cache_policy=NO_CACHE)
+def describe_samples(joints: np.ndarray, fps: float) -> dict[str, float]:
+    """Do the samples move, are their bodies rigid, do seeds differ (``sample_stats``)."""
+    return sample_stats(list(joints), fps)
 
 
 @task(cache_policy=NO_CACHE)

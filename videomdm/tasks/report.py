@@ -31,6 +31,7 @@ class TrainedSection:
     prompt: str
     animations: list[str] = field(default_factory=list)
     player: str | None = None  # HTML player of the generated samples
+    samples: str = ""  # the samples described (speed, bones, how much seeds differ)
 
 
 @task(
@@ -124,6 +125,11 @@ def report_markdown(
             f"Trained on release `{release.name}`; checkpoint `{trained.checkpoint}`.\n",
             markdown_table([{"metric": k, "value": v} for k, v in trained.metrics.items()]),
             f'### Generated from "{trained.prompt}"\n',
+            *(
+                [f"{len(trained.animations)} samples (seeds): {trained.samples}.\n"]
+                if trained.samples
+                else []
+            ),
             *(
                 [
                     f"[Open the samples in the 3D player]({_rel(trained.player, out_dir)}) "

@@ -214,3 +214,16 @@ def test_training_is_deterministic(split):
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(ValueError, match="window"):
         me.train_motion_encoder([np.zeros((10, 17, 3))], tiny)
+
+
+def test_sample_stats_tell_moving_from_standing_and_seeds_apart(mocap):
+    clips = [j[:60] for j in mocap[:3]]
+    real = me.sample_stats(clips)
+    assert real["joint_speed_mps"] > 0.1 and real["bone_length_cv"] < 0.01
+    assert real["spread_m"] > 0.05  # three different motions
+    standing = [np.repeat(j[:1], 60, axis=0) for j in clips[:1]] * 3  # one pose, "three seeds"
+    still = me.sample_stats(standing)
+    assert still["joint_speed_mps"] == 0.0 and still["spread_m"] == 0.0
+    assert "samples differ by 0.0 cm" in me.describe_samples(still)
+    shifted = [j + np.array([1.0, 0.0, 2.0]) for j in clips]  # moving the root changes nothing
+    assert me.sample_stats(shifted)["spread_m"] == pytest.approx(real["spread_m"])
