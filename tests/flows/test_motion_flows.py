@@ -91,6 +91,8 @@ def test_videomdm_train_resume_generate_reconstruct(lake_root, walk, assets, tmp
     assert all((tmp_path / g.animation).exists() for g in gen.motions)
     assert gen.player is not None and "sample 1" in Path(gen.player).read_text()
     assert run_sql(lake, "select count(*) n from generations").column("n")[0].as_py() == 2
+    assert set(gen.stats) == {"joint_speed_mps", "bone_length_cv", "spread_m"}
+    assert all(np.isfinite(v) and v >= 0 for v in gen.stats.values())
 
     clip_id = run_sql(lake, "select clip_id from clips").column("clip_id")[0].as_py()
     for _ in range(2):  # re-running replaces the reconstruction
