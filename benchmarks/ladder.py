@@ -2,12 +2,13 @@
 equal budget, on one CPU thread.
 
     PYTHONPATH=. python benchmarks/ladder.py --recipe vel7 --rungs R0,R1 --steps 2000
+    PYTHONPATH=. python benchmarks/ladder.py --recipe default,vel7,vel7_skip  # all, one table
 
 Each rung is stored as ``OUT/<recipe>/<rung>.json`` the moment it finishes; a rung already
 stored for the same recipe, budget, protocol and scoring is read back instead of trained, so
 rungs can run one at a time. The shared protocol (lifters, views, FID encoder: ~6 minutes)
 is cached as ``OUT/protocol_<key>.pkl``. Prints the table of the rungs asked for and writes
-``OUT/ladder_<recipe>.png`` (bars of the x0 error at t = 2 and the within-prompt diversity).
+``OUT/ladder_<recipes>.png`` (bars of the x0 error at t = 2 and the within-prompt diversity).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import logging
 import os
 import pickle
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -30,6 +32,7 @@ from videomdm.models.evaluation.ladder import (
     RungResult,
     build_protocol,
     run_ladder,
+    table,
 )
 
 
@@ -63,7 +66,7 @@ def _store(out: Path):
     return write
 
 
-def plot(result: LadderResult, path: Path) -> Path:
+def plot(rungs: Sequence[RungResult], path: Path) -> Path:
     """Bars per rung: x0 error at t = 2 (with the copy baseline) and within-prompt diversity
     (with the real held-out clips' value)."""
     import matplotlib
@@ -71,7 +74,6 @@ def plot(result: LadderResult, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rungs = result.rungs
     labels = [f"{r.recipe}\n{r.rung}" for r in rungs]
     fig, (a, b) = plt.subplots(1, 2, figsize=(4 + 1.2 * len(rungs), 4))
     a.bar(labels, [r.metrics["err_t2"] for r in rungs], color="tab:blue")
@@ -89,19 +91,26 @@ def plot(result: LadderResult, path: Path) -> Path:
     return path
 
 
-def ladder(cfg: LadderConfig, out: Path) -> LadderResult:
-    """The ladder with the stored rungs and protocol of ``out``; the table printed and the
-    plot written."""
+def ladder(cfg: LadderConfig, out: Path, report: bool = True) -> LadderResult:
+    """The ladder with the stored rungs and protocol of ``out``; with ``report`` the table
+    printed and the plot written."""
     result = run_ladder(cfg, lambda: _protocol(cfg, out), _stored(cfg, out), _store(out))
-    print(result.table())
-    if result.rungs:
-        print(f"plot: {plot(result, out / f'ladder_{cfg.recipe.name}.png')}")
+    if report:
+        _report(result.rungs, out / f"ladder_{cfg.recipe.name}.png")
     return result
+
+
+def _report(rungs: Sequence[RungResult], path: Path) -> None:
+    print(table(rungs))
+    if rungs:
+        print(f"plot: {plot(rungs, path)}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--recipe", default="default", choices=sorted(RECIPES))
+    ap.add_argument(
+        "--recipe", default="default", help=f"one or more of {sorted(RECIPES)}, comma-separated"
+    )
     ap.add_argument("--rungs", default=",".join(RUNGS), help="comma-separated, e.g. R0,R1")
     ap.add_argument("--steps", type=int, default=LadderConfig.steps, help="training steps per rung")
     ap.add_argument("--out", default="/tmp/ladder", help="results folder")
@@ -109,10 +118,16 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     torch.set_num_threads(1)
-    cfg = LadderConfig(
-        recipe=RECIPES[args.recipe], rungs=tuple(args.rungs.split(",")), steps=args.steps
-    )
-    ladder(cfg, Path(args.out))
+    names = args.recipe.split(",")
+    unknown = sorted(set(names) - set(RECIPES))
+    if unknown:
+        raise SystemExit(f"unknown recipes {unknown}; known: {sorted(RECIPES)}")
+    rungs, out = tuple(args.rungs.split(",")), Path(args.out)
+    results = [
+        ladder(LadderConfig(recipe=RECIPES[n], rungs=rungs, steps=args.steps), out, report=False)
+        for n in names
+    ]
+    _report([r for res in results for r in res.rungs], out / f"ladder_{'_'.join(names)}.png")
 
 
 if __name__ == "__main__":
