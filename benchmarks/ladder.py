@@ -3,6 +3,7 @@ equal budget, on one CPU thread.
 
     PYTHONPATH=. python benchmarks/ladder.py --recipe vel7 --rungs R0,R1 --steps 2000
     PYTHONPATH=. python benchmarks/ladder.py --recipe default,vel7,vel7_skip  # all, one table
+    PYTHONPATH=. python benchmarks/ladder.py --recipe default,vel7 --report  # stored rungs only
 
 Each rung is stored as ``OUT/<recipe>/<rung>.json`` the moment it finishes; a rung already
 stored for the same recipe, budget, protocol and scoring is read back instead of trained, so
@@ -114,6 +115,7 @@ def main() -> None:
     ap.add_argument("--rungs", default=",".join(RUNGS), help="comma-separated, e.g. R0,R1")
     ap.add_argument("--steps", type=int, default=LadderConfig.steps, help="training steps per rung")
     ap.add_argument("--out", default="/tmp/ladder", help="results folder")
+    ap.add_argument("--report", action="store_true", help="only the stored rungs: train nothing")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -123,11 +125,13 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown recipes {unknown}; known: {sorted(RECIPES)}")
     rungs, out = tuple(args.rungs.split(",")), Path(args.out)
-    results = [
-        ladder(LadderConfig(recipe=RECIPES[n], rungs=rungs, steps=args.steps), out, report=False)
-        for n in names
-    ]
-    _report([r for res in results for r in res.rungs], out / f"ladder_{'_'.join(names)}.png")
+    cfgs = [LadderConfig(recipe=RECIPES[n], rungs=rungs, steps=args.steps) for n in names]
+    if args.report:
+        found = [(c, _stored(c, out)) for c in cfgs]
+        done = [s[r] for c, s in found for r in rungs if r in s and s[r].key == c.rung_key()]
+    else:
+        done = [r for c in cfgs for r in ladder(c, out, report=False).rungs]
+    _report(done, out / f"ladder_{'_'.join(names)}.png")
 
 
 if __name__ == "__main__":
