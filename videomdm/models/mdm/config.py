@@ -21,6 +21,7 @@ Schedule = Literal["cosine", "linear"]
 Prediction = Literal["x0", "epsilon", "v"]
 Supervision = Literal["2d", "3d"]
 GuidanceKind = Literal["dps", "adam"]
+SkipMode = Literal["none", "learned"]
 
 COND_MODES: tuple[str, ...] = get_args(CondMode)
 ACTIVATIONS: tuple[str, ...] = get_args(Activation)
@@ -29,6 +30,7 @@ SCHEDULES: tuple[str, ...] = get_args(Schedule)
 PREDICTIONS: tuple[str, ...] = get_args(Prediction)
 SUPERVISIONS: tuple[str, ...] = get_args(Supervision)
 GUIDANCE_KINDS: tuple[str, ...] = get_args(GuidanceKind)
+SKIP_MODES: tuple[str, ...] = get_args(SkipMode)
 
 
 def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -54,10 +56,19 @@ class DenoiserConfig:
     num_labels: int = 0  # vocabulary size when cond_mode == "label"
     cond_drop_prob: float = 0.1
     max_frames: int = 1024
+    # Research option (issue 17, the ladder): "learned" makes the output
+    # x0_hat = a(t) * S(x_t) + F(x_t, t, c), with a a per-(step, channel) parameter initialised
+    # at sqrt(abar_t), S a fixed temporal Gaussian of sigma ``skip_smoothing`` frames (0: none)
+    # and F the transformer, its output projection zero-initialised. Only for x0 prediction
+    skip: SkipMode = "none"
+    skip_smoothing: float = 0.0
 
     def __post_init__(self) -> None:
         check_choice("cond_mode", self.cond_mode, COND_MODES)
         check_choice("activation", self.activation, ACTIVATIONS)
+        check_choice("skip", self.skip, SKIP_MODES)
+        if self.skip_smoothing < 0:
+            raise UserError(f"skip_smoothing must be >= 0, got {self.skip_smoothing}")
         if self.cond_mode == "label" and self.num_labels < 1:
             raise UserError("cond_mode 'label' needs num_labels >= 1")
         if self.width % self.n_heads:

@@ -8,6 +8,12 @@ shorter than the batch, and the frame tokens are projected back to features.
 
 For classifier-free guidance the condition is replaced by a learned null embedding with
 probability ``cond_drop_prob`` during training and wherever ``drop_cond`` says so.
+
+With ``skip="learned"`` (a research option, issue 17) the output is
+``a(t) * S(x_t) + F(x_t, t, c)``: a learned per-(step, channel) gain on the (optionally
+temporally smoothed) input, initialised at sqrt(abar_t), plus the transformer, whose output
+projection starts at zero. A 2D-only model trained without it ignores x_t; with it, it reads
+x_t from the first step (the ladder, ``evaluation.ladder``).
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ import math
 import torch
 from torch import nn
 
-from videomdm.models.mdm.config import AMP_DTYPES, DenoiserConfig, check_choice
+from videomdm.models.mdm.config import AMP_DTYPES, DenoiserConfig, DiffusionConfig, check_choice
+from videomdm.models.mdm.schedulers import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -114,12 +121,33 @@ class FastDropout(nn.Dropout):
         return torch.where(keep, x * (1.0 / (1.0 - self.p)), 0.0)
 
 
+def gaussian_kernel(sigma: float) -> torch.Tensor:
+    """Normalised Gaussian taps ``(2r + 1,)``, r = ceil(3 sigma) (at least 1)."""
+    r = max(1, math.ceil(3 * sigma))
+    x = torch.arange(-r, r + 1, dtype=torch.float32)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    return k / k.sum()
+
+
+def smooth_time(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """``x`` ``(B, T, F)`` filtered along T by ``kernel`` ``(2r + 1,)``, edges replicated."""
+    r, f = (len(kernel) - 1) // 2, x.shape[-1]
+    xt = nn.functional.pad(x.transpose(1, 2), (r, r), mode="replicate")  # (B, F, T + 2r)
+    w = kernel.to(x).view(1, 1, -1).expand(f, 1, -1)
+    return nn.functional.conv1d(xt, w, groups=f).transpose(1, 2)
+
+
 class Denoiser(nn.Module):
-    """x_t ``(B, T, F)``, t ``(B,)`` -> x0_hat ``(B, T, F)``."""
+    """x_t ``(B, T, F)``, t ``(B,)`` -> x0_hat ``(B, T, F)``.
+
+    ``diffusion`` only sizes and initialises the learned skip (``cfg.skip``); its number of
+    steps must be the schedule the model is trained and sampled with.
+    """
 
     pos: torch.Tensor  # (max_frames + 1, D) buffer
+    skip_kernel: torch.Tensor  # (2r + 1,) buffer, only with a smoothed skip
 
-    def __init__(self, cfg: DenoiserConfig):
+    def __init__(self, cfg: DenoiserConfig, diffusion: DiffusionConfig | None = None):
         super().__init__()
         self.cfg = cfg
         self.input_proj = nn.Linear(cfg.n_feats, cfg.width)
@@ -148,7 +176,31 @@ class Denoiser(nn.Module):
         for lyr in self.encoder.layers:  # the layer's own nn.Dropout modules (not attention's)
             lyr.dropout, lyr.dropout1, lyr.dropout2 = (FastDropout(cfg.dropout) for _ in range(3))
         self.output_proj = nn.Linear(cfg.width, cfg.n_feats)
+        self.skip: nn.Parameter | None = None
+        if cfg.skip == "learned":
+            self._init_skip(cfg, diffusion or DiffusionConfig())
         log.debug("denoiser with %.2fM parameters", sum(p.numel() for p in self.parameters()) / 1e6)
+
+    def _init_skip(self, cfg: DenoiserConfig, diffusion: DiffusionConfig) -> None:
+        if diffusion.prediction != "x0":
+            raise ValueError(f"skip='learned' needs x0 prediction, not {diffusion.prediction!r}")
+        gain = Scheduler(diffusion).sqrt_alphas_cumprod  # (S,)
+        self.skip = nn.Parameter(gain[:, None].repeat(1, cfg.n_feats))  # (S, F)
+        nn.init.zeros_(self.output_proj.weight)
+        nn.init.zeros_(self.output_proj.bias)
+        if cfg.skip_smoothing > 0:
+            kernel = gaussian_kernel(cfg.skip_smoothing)
+            self.register_buffer("skip_kernel", kernel, persistent=False)
+
+    def skip_term(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """``a(t) * S(x)`` in float32 (outside autocast): ``(B, T, F)``; 0 without a skip."""
+        if self.skip is None:
+            return torch.zeros_like(x, dtype=torch.float32)
+        with torch.autocast(x.device.type, enabled=False):
+            xs = x.float()
+            if self.cfg.skip_smoothing > 0:
+                xs = smooth_time(xs, self.skip_kernel)
+            return self.skip[t][:, None, :].float() * xs
 
     def forward(
         self,
@@ -175,4 +227,5 @@ class Denoiser(nn.Module):
             # the condition token is always attended to, so no row is fully masked
             pad = torch.cat([torch.zeros_like(mask[:, :1]), ~mask], dim=1)  # (B, 1 + T)
         h = self.encoder(tokens, src_key_padding_mask=pad)  # (B, 1 + T, D)
-        return self.output_proj(h[:, 1:])  # (B, T, F)
+        out = self.output_proj(h[:, 1:])  # (B, T, F)
+        return out if self.skip is None else out + self.skip_term(x, t)

@@ -74,13 +74,14 @@ class VideoMDM:
         else:
             state = torch.load(path_or_state, map_location="cpu", weights_only=True)
             default_name = Path(path_or_state).stem
-        model = Denoiser(DenoiserConfig(**state["model_config"]))
+        diffusion = DiffusionConfig(**state["diffusion_config"])
+        model = Denoiser(DenoiserConfig(**state["model_config"]), diffusion)
         model.load_state_dict(state["ema"])
         model.to(device).eval()
         return cls(
             model,
             Normalizer.from_state_dict(state["normalizer"]),
-            DiffusionConfig(**state["diffusion_config"]),
+            diffusion,
             # checkpoints from before the body-size gauge existed did not use it
             TrainConfig(**({"size_gauge": False} | state["train_config"])),
             name if name is not None else default_name,

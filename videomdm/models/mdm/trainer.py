@@ -139,7 +139,7 @@ class Trainer:
         self.device, self.rank, self.world_size = torch.device(device), rank, world_size
         self.norm = norm or Normalizer.fit([joints_to_features(s.joints, s.fps) for s in kept])
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
-        self.raw_model = Denoiser(model_cfg).to(self.device)
+        self.raw_model = Denoiser(model_cfg, self.diffusion_cfg).to(self.device)
         self.model: nn.Module = self.raw_model
         if world_size > 1:
             self.model = nn.parallel.DistributedDataParallel(self.raw_model)

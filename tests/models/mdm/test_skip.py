@@ -1,0 +1,103 @@
+"""The learned skip (``DenoiserConfig.skip``): x0_hat = a(t) * S(x_t) + F(x_t, t, c)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from scipy.ndimage import gaussian_filter1d
+
+from videomdm.errors import UserError
+from videomdm.models.mdm.config import DenoiserConfig, DiffusionConfig, TrainConfig
+from videomdm.models.mdm.denoiser import Denoiser, gaussian_kernel, smooth_time
+from videomdm.models.mdm.pipeline import VideoMDM
+from videomdm.models.mdm.schedulers import Scheduler
+from videomdm.models.mdm.trainer import Trainer
+from videomdm.models.motion.cameras import project, sample_cameras
+from videomdm.models.motion.mocap import load_mocap_dir
+from videomdm.models.motion.sample import MotionSample
+
+TINY = DenoiserConfig(width=32, n_layers=1, n_heads=2, ff_dim=64, dropout=0.0, cond_drop_prob=0.0)
+SKIP = dataclasses.replace(TINY, skip="learned", skip_smoothing=2.0)
+
+
+def _pair(cfg: DenoiserConfig, diffusion: DiffusionConfig = DiffusionConfig()):
+    torch.manual_seed(0)
+    plain = Denoiser(dataclasses.replace(cfg, skip="none", skip_smoothing=0.0)).eval()
+    torch.manual_seed(0)
+    return plain, Denoiser(cfg, diffusion).eval()
+
+
+@pytest.mark.parametrize("sigma", [0.0, 2.0])
+def test_skip_changes_the_output_at_init_only_by_the_skip(sigma):
+    plain, skip = _pair(dataclasses.replace(SKIP, skip_smoothing=sigma))
+    x, t = torch.randn(3, 30, TINY.n_feats), torch.tensor([0, 2, 40])
+    cond = torch.randn(3, 384)
+    gain = Scheduler().sqrt_alphas_cumprod[t][:, None, None]
+    s = (
+        x
+        if sigma == 0
+        else torch.from_numpy(
+            gaussian_filter1d(x.numpy(), sigma, axis=1, mode="nearest", truncate=3.0)
+        )
+    )
+    with torch.no_grad():
+        assert skip(x, t, cond).abs().max() > 0.1
+        # F starts at zero: the output is the skip alone
+        torch.testing.assert_close(skip(x, t, cond), gain * s, atol=1e-5, rtol=1e-5)
+        # and the transformer is the plain one: with its output projection, the difference
+        # is exactly the skip
+        skip.output_proj.load_state_dict(plain.output_proj.state_dict())
+        torch.testing.assert_close(
+            skip(x, t, cond) - plain(x, t, cond), gain * s, atol=1e-5, rtol=1e-5
+        )
+    assert plain.output_proj.weight.abs().max() > 0  # the default keeps its initialisation
+    assert "skip" not in plain.state_dict()  # so checkpoints without the option load as before
+
+
+def test_smoothing_is_a_gaussian_over_time_only():
+    x = torch.randn(2, 25, 5, dtype=torch.float64)
+    k = gaussian_kernel(2.0)
+    assert len(k) == 13 and abs(float(k.sum()) - 1) < 1e-6
+    want = gaussian_filter1d(x.numpy(), 2.0, axis=1, mode="nearest", truncate=3.0)
+    np.testing.assert_allclose(smooth_time(x, k).numpy(), want, atol=1e-6)
+    ramp = torch.arange(10.0)[None, :, None].expand(1, 10, 3)
+    np.testing.assert_allclose(smooth_time(ramp, k)[0, 4:6], ramp[0, 4:6], atol=0.2)
+
+
+def test_skip_needs_x0_prediction_and_a_known_mode():
+    with pytest.raises(ValueError, match="x0 prediction"):
+        Denoiser(SKIP, DiffusionConfig(prediction="v"))
+    with pytest.raises(UserError, match="skip"):
+        DenoiserConfig(skip="fixed")  # type: ignore[arg-type]
+    with pytest.raises(UserError, match="skip_smoothing"):
+        DenoiserConfig(skip_smoothing=-1.0)
+
+
+def test_skip_checkpoint_trains_the_gain_and_loads_the_same_network(assets, tmp_path):
+    clips = [c for c in load_mocap_dir(assets / "mocap") if len(c.joints) >= 40][:4]
+    rng = np.random.default_rng(0)
+    samples = []
+    for c in clips:
+        j = c.joints.astype(np.float64)
+        R, t = sample_cameras(1, rng, distance_m=(3.0, 8.0), target=j[:, [11, 12]].mean((0, 1)))  # noqa: N806
+        u, _ = project(j @ R[0].T + t[0])
+        conf = np.ones(u.shape[:2], np.float32)
+        samples.append(MotionSample(c.joints, u.astype(np.float32), conf, R[0], t[0]))
+    diffusion = DiffusionConfig(num_train_steps=20)  # a schedule other than the default
+    cfg = TrainConfig(window=24, batch_size=4, steps=3, amp="none", warmup_steps=1, lr=1e-2)
+    tr = Trainer(samples, np.zeros((4, 384), np.float32), SKIP, cfg, diffusion)
+    a0 = tr.raw_model.skip.detach().clone()
+    assert a0.shape == (20, TINY.n_feats)
+    tr.fit()
+    assert not torch.equal(tr.raw_model.skip, a0)  # the gain is learned
+    tr.save(str(tmp_path / "ckpt.pt"))
+    mdm = VideoMDM.from_checkpoint(tmp_path / "ckpt.pt")  # weights_only=True
+    assert mdm.denoiser.cfg == SKIP and mdm.denoiser.skip is not None
+    x, t = torch.randn(2, 24, TINY.n_feats), torch.tensor([1, 19])
+    with torch.no_grad():
+        torch.testing.assert_close(mdm.denoiser(x, t), tr.ema.module.eval()(x, t))
+    motion = mdm.generate("a person walks", n=2, seconds=1.0, steps=5)
+    assert motion.shape == (2, 30, 17, 3) and np.isfinite(motion).all()

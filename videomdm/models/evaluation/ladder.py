@@ -1,0 +1,533 @@
+"""The ladder (DESIGN.md, "What is measured"): one recipe trained on the same mocap views at
+equal budget, one thing changed per rung, each rung scored the same way.
+
+Rungs (the target source's training clips, each seen by the same random cameras):
+
+- ``R0`` 3D-supervised: x0 = the true 3D, MDM's loss;
+- ``R1`` 2D only, x0 = the true 3D, clean keypoints (the equivalence in its pure form);
+- ``R2`` 2D only, x0 = the true 3D, detector-like noisy keypoints;
+- ``R3`` 2D only, x0 from an in-domain lifter (trained on every source's training clips);
+- ``R4`` 2D only, x0 from a weak off-domain lifter (a few steps on the other sources only),
+  the paper's regime.
+
+Every rung has the same network (the ``small`` preset plus the recipe's overrides), steps,
+windows, timesteps, noise and seed. Each reports: guided reconstruction of the held-out views
+of both lifters (MPJPE, N-MPJPE, PA-MPJPE, acceleration error), how far x0_hat is from a
+clean held-out input noised to small t (root-relative mm: does the network read x_t?), and
+generation: FID and diversity of prompted samples, diversity among samples of one prompt,
+bone-length variation and joint speed relative to the root (plausibility), and the share of
+training steps whose gradient was clipped.
+
+Computation only: ``build_protocol`` makes what the rungs share, ``run_ladder`` trains and
+scores; storing results and protocols is the caller's (``benchmarks/ladder.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from videomdm.config import preset
+from videomdm.models.evaluation.generation import (
+    MotionEncoderConfig,
+    bone_length_variation,
+    diversity,
+    embed,
+    encoder_state,
+    frechet_distance,
+    load_encoder,
+    train_motion_encoder,
+)
+from videomdm.models.evaluation.protocol import View, score_predictions, synthetic_views
+from videomdm.models.lifter.network import LifterConfig
+from videomdm.models.lifter.train import split_by_clip, split_by_source, train_lifter
+from videomdm.models.mdm.config import DenoiserConfig, DiffusionConfig, GuidanceConfig, TrainConfig
+from videomdm.models.mdm.pipeline import NO_CAPTION, VideoMDM
+from videomdm.models.mdm.schedulers import Scheduler
+from videomdm.models.mdm.text_encoder import TextEncoder
+from videomdm.models.mdm.trainer import Trainer
+from videomdm.models.motion.cameras import project
+from videomdm.models.motion.features import canonicalize, features_to_joints, joints_to_features
+from videomdm.models.motion.sample import MotionSample
+from videomdm.models.motion.skeleton import body_size_factor, root
+
+log = logging.getLogger(__name__)
+
+RUNGS = ("R0", "R1", "R2", "R3", "R4")
+LIFTERS = ("in", "weak")  # in-domain and weak off-domain
+_LIFTER_OF = {"R3": "in", "R4": "weak"}
+
+Overrides = tuple[tuple[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Overrides of the three configs as ``(field, value)`` pairs (hashable, printable)."""
+
+    name: str = "default"
+    train: Overrides = ()
+    model: Overrides = ()
+    diffusion: Overrides = ()
+
+    def configs(
+        self, supervision: str, steps: int
+    ) -> tuple[DenoiserConfig, TrainConfig, DiffusionConfig]:
+        model, cfg = preset("small", "3d" if supervision == "3d" else "2d", steps)
+        return (
+            dataclasses.replace(model, **dict(self.model)),
+            dataclasses.replace(cfg, **dict(self.train)),
+            DiffusionConfig(**dict(self.diffusion)),
+        )
+
+
+_VEL7 = (("lambda_vel", 7.0),)
+RECIPES: dict[str, Recipe] = {
+    "default": Recipe(),
+    # the 2D velocity term at 7 instead of 350, which undoes any reading of x_t (LOG, H(c))
+    "vel7": Recipe("vel7", train=_VEL7),
+    # and x0_hat = a(t) * S(x_t) + F with S a Gaussian of 2 frames (DenoiserConfig.skip)
+    "vel7_skip": Recipe(
+        "vel7_skip", train=_VEL7, model=(("skip", "learned"), ("skip_smoothing", 2.0))
+    ),
+}
+
+
+@dataclass(frozen=True)
+class LadderConfig:
+    recipe: Recipe = RECIPES["default"]
+    rungs: tuple[str, ...] = RUNGS
+    steps: int = 2000  # training steps of every rung (the budget)
+    mocap: str = "/work/shared/assets/mocap"
+    target_source: str = "bandai_bvh"
+    train_clips: int = 0  # the first N training clips of the target (0: all)
+    val_clips: int = 0  # the first N held-out clips (0: all)
+    cameras: int = 4  # random cameras per training clip
+    seed: int = 0
+    in_lifter_steps: int = 3000
+    weak_lifter_steps: int = 30  # about the paper's lifter quality (docs/evaluation.md)
+    encoder_steps: int = 1500  # the FID encoder (MotionEncoderConfig.steps)
+    probe_ts: tuple[int, ...] = (2, 10, 25, 40)
+    n_generate: int = 64
+    n_prompts: int = 4
+    per_prompt: int = 8
+    sample_steps: int = 50
+    cfg_scale: float = 2.5
+    dps_scale: float = 10.0
+    recon_lifters: tuple[str, ...] = LIFTERS
+
+    def __post_init__(self) -> None:
+        bad = sorted(set(self.rungs) - set(RUNGS)) + sorted(set(self.recon_lifters) - {*LIFTERS})
+        if bad:
+            raise ValueError(f"unknown rungs or lifters {bad}; rungs are {RUNGS}")
+
+    def protocol_key(self) -> str:
+        """What the shared protocol depends on (a rung's data)."""
+        keys: tuple[str, ...] = ("mocap", "target_source", "train_clips", "val_clips", "cameras")
+        keys += ("seed", "in_lifter_steps", "weak_lifter_steps", "encoder_steps", "n_generate")
+        return _digest({k: getattr(self, k) for k in keys})
+
+    def rung_key(self) -> str:
+        """What a rung's result depends on: protocol, recipe, budget and scoring."""
+        scoring = ("probe_ts", "n_prompts", "per_prompt", "sample_steps", "cfg_scale")
+        d = {k: getattr(self, k) for k in (*scoring, "dps_scale", "recon_lifters", "steps")}
+        return _digest(d | {"protocol": self.protocol_key(), "recipe": repr(self.recipe)})
+
+
+def _digest(d: Mapping[str, Any]) -> str:
+    return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+@dataclass
+class LadderData:
+    """Everything the rungs share; built once per ``LadderConfig.protocol_key``."""
+
+    samples: dict[str, list[MotionSample]]  # rung -> training samples (same order)
+    cond: np.ndarray  # (N, 384) text embedding per training sample
+    val: dict[str, list[View]]  # lifter -> held-out views (same cameras and keypoints)
+    texts: dict[str, np.ndarray]  # held-out text -> (384,)
+    lifter_scores: dict[str, dict[str, float]]  # lifter -> its scores on its held-out views
+    encoder: dict[str, Any]  # FID encoder state (trained on the training clips)
+    real_emb: np.ndarray  # (N, D) held-out real windows
+    real_stats: dict[str, float]  # the generation metrics of real held-out windows
+    prompts: list[str] = field(default_factory=list)  # held-out texts for generation
+
+
+@dataclass(frozen=True)
+class RungResult:
+    recipe: str
+    rung: str
+    steps: int
+    key: str  # LadderConfig.rung_key(): a stored result is reused only under the same key
+    metrics: dict[str, float]
+    lifters: dict[str, float]  # the lifters' own scores on the held-out views (recon_*)
+    real: dict[str, float]  # the generation metrics of real held-out windows
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RungResult:
+        return cls(
+            d["recipe"],
+            d["rung"],
+            int(d["steps"]),
+            d["key"],
+            {k: float(v) for k, v in d["metrics"].items()},
+            {k: float(v) for k, v in d["lifters"].items()},
+            {k: float(v) for k, v in d["real"].items()},
+        )
+
+
+@dataclass(frozen=True)
+class LadderResult:
+    config: LadderConfig
+    rungs: tuple[RungResult, ...]
+
+    def table(self) -> str:
+        """The markdown table of the rungs (``table``)."""
+        return table(self.rungs)
+
+
+# --- the protocol ------------------------------------------------------------------------
+
+
+def _clips(cfg: LadderConfig) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
+    """Other sources' train / held-out clips, the target's train / held-out clips."""
+    from videomdm.models.motion.mocap import load_mocap_dir
+
+    others, target = split_by_source(list(load_mocap_dir(cfg.mocap, fps=30.0)), cfg.target_source)
+    o_train, o_val = split_by_clip(others, seed=cfg.seed)
+    train, val = split_by_clip(target, seed=cfg.seed)
+    return o_train, o_val, train[: cfg.train_clips or None], val[: cfg.val_clips or None]
+
+
+def _rung_samples(views: dict[str, list[View]]) -> dict[str, list[MotionSample]]:
+    """Each rung's training samples from the same views (lifted by each lifter)."""
+    out: dict[str, list[MotionSample]] = {}
+    truth = [v.truth for v in views["in"]]
+    out["R0"] = out["R2"] = truth
+    clean = []
+    for v in views["in"]:
+        u, _ = project(v.truth_cam)  # the keypoints random_view made before adding noise
+        ones = np.ones(u.shape[:2], np.float32)
+        clean.append(dataclasses.replace(v.truth, u=u.astype(np.float32), conf=ones))
+    out["R1"] = clean
+    for rung, lifter in _LIFTER_OF.items():
+        out[rung] = [v.lifted for v in views[lifter]]
+    return out
+
+
+def build_protocol(cfg: LadderConfig, text: TextEncoder | None = None) -> LadderData:
+    """Lifters, training and held-out views, text embeddings, the FID encoder and the real
+    reference (about 6 minutes on one thread at the defaults)."""
+    o_train, o_val, train, val = _clips(cfg)
+    t0 = time.perf_counter()
+    lifters = {
+        "in": train_lifter(
+            o_train + train, o_val + val, LifterConfig(), cfg.in_lifter_steps, cfg.seed
+        )[0],
+        "weak": train_lifter(o_train, o_val, LifterConfig(), cfg.weak_lifter_steps, cfg.seed)[0],
+    }
+    log.info("lifters trained in %.0f s", time.perf_counter() - t0)
+    # the same seed for each lifter: the same cameras and keypoints, lifted by each
+    views = {
+        k: synthetic_views(train, m, np.random.default_rng(cfg.seed), cfg.cameras)
+        for k, m in lifters.items()
+    }
+    val_views = {
+        k: synthetic_views(val, m, np.random.default_rng(cfg.seed + 1), 1)
+        for k, m in lifters.items()
+    }
+    lifter_scores = {
+        k: score_predictions(v, {"lifter": [x.lifted.joints for x in v]})["lifter"]
+        for k, v in val_views.items()
+    }
+    text = text or TextEncoder()
+    samples = _rung_samples(views)
+    names = sorted({c.text or NO_CAPTION for c in val})
+    return LadderData(
+        samples=samples,
+        cond=text.encode([s.text or NO_CAPTION for s in samples["R0"]]),
+        val=val_views,
+        texts=dict(zip(names, text.encode(names), strict=True)),
+        lifter_scores=lifter_scores,
+        **_generation_reference(cfg, train, val),
+    )
+
+
+def _generation_reference(cfg: LadderConfig, train: list[Any], val: list[Any]) -> dict[str, Any]:
+    """The FID encoder, the real held-out windows' embeddings and statistics, the prompts."""
+    enc_cfg = MotionEncoderConfig(steps=cfg.encoder_steps, seed=cfg.seed)
+    encoder = train_motion_encoder([c.joints for c in train], enc_cfg)
+    wins = [np.asarray(c.joints[: enc_cfg.window], np.float64) for c in val]
+    wins = [w for w in wins if len(w) == enc_cfg.window]
+    if len(wins) < 2:
+        raise ValueError(f"need 2 held-out clips of >= {enc_cfg.window} frames, got {len(wins)}")
+    rng = np.random.default_rng(cfg.seed)
+    return {
+        "encoder": encoder_state(encoder),
+        "real_emb": embed(encoder, wins),
+        "real_stats": {
+            "within_prompt": _pairwise(np.stack(wins)),
+            "bone_cv": float(np.mean([bone_length_variation(w) for w in wins])),
+            "joint_speed": float(np.mean([_joint_speed(w) for w in wins])),
+        },
+        "prompts": [val[i].text or NO_CAPTION for i in rng.integers(len(val), size=cfg.n_generate)],
+    }
+
+
+# --- metrics on motions ------------------------------------------------------------------
+
+
+def _rel(joints: np.ndarray) -> np.ndarray:
+    """Root-relative joints ``(..., T, 17, 3)``."""
+    return joints - root(joints)[..., None, :]
+
+
+def _pairwise(motions: np.ndarray) -> float:
+    """Mean pairwise Euclidean distance (m, over all coordinates of the window) of
+    root-relative motions ``(N, T, 17, 3)``."""
+    flat = _rel(np.asarray(motions, np.float64)).reshape(len(motions), -1)
+    d = np.linalg.norm(flat[:, None] - flat[None], axis=-1)
+    return float(d[np.triu_indices(len(motions), 1)].mean())
+
+
+def _joint_speed(joints: np.ndarray, fps: float = 30.0) -> float:
+    """Mean speed (m/s) of the joints relative to the root, ``(T, 17, 3)``."""
+    return float(np.linalg.norm(np.diff(_rel(joints), axis=0), axis=-1).mean() * fps)
+
+
+# --- one rung ----------------------------------------------------------------------------
+
+
+def train_rung(
+    data: LadderData, rung: str, recipe: Recipe, steps: int, seed: int = 0
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Train one rung: the trainer's state dict and its optimiser statistics."""
+    model_cfg, cfg, dcfg = recipe.configs("3d" if rung == "R0" else "2d", steps)
+    cfg = dataclasses.replace(cfg, seed=seed)
+    trainer = Trainer(data.samples[rung], data.cond, model_cfg, cfg, dcfg)
+    norms, losses = [], []
+    t0 = time.perf_counter()
+    while trainer.step < steps:
+        logs = trainer.train_step()
+        norms.append(logs["grad_norm"])
+        losses.append(logs["total"])
+        if trainer.step % 250 == 0:
+            log.info(
+                "%s %s step %d: loss %.4g, |g| %.3g (%.0f s)",
+                recipe.name,
+                rung,
+                trainer.step,
+                np.mean(losses[-250:]),
+                np.median(norms[-250:]),
+                time.perf_counter() - t0,
+            )
+    stats = {
+        "train_s": time.perf_counter() - t0,
+        "clipped_share": float(np.mean(np.asarray(norms) > cfg.grad_clip)),
+        "grad_norm_median": float(np.median(norms)),
+        "loss_first": float(np.mean(losses[:100])),
+        "loss_last": float(np.mean(losses[-100:])),
+    }
+    return trainer.state_dict(), stats
+
+
+class _FixedText(TextEncoder):
+    """The protocol's text embeddings, without loading the sentence model."""
+
+    def __init__(self, table: Mapping[str, np.ndarray]):
+        super().__init__()
+        self.table = table
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        return np.stack([self.table[t] for t in texts]).astype(np.float32)
+
+
+def _probe_windows(data: LadderData, window: int) -> tuple[np.ndarray, list[str]]:
+    """Clean held-out windows ``(N, window, 17, 3)`` (start and middle of each clip)."""
+    wins, texts = [], []
+    for v in data.val["in"]:
+        j = v.truth.joints
+        for s in sorted({0, max(0, (len(j) - window) // 2)}):
+            if len(j) - s >= window:
+                wins.append(j[s : s + window])
+                texts.append(v.truth.text or NO_CAPTION)
+    return np.stack(wins).astype(np.float64), texts
+
+
+@torch.no_grad()
+def probe_x0(mdm: VideoMDM, data: LadderData, ts: Sequence[int]) -> dict[str, float]:
+    """Root-relative joint error (mm) of x0_hat against a clean held-out input noised to
+    each ``t`` (``err_tN``), and of returning the input, x_t / sqrt(abar) (``copy_tN``). A
+    model trained in the body-size gauge is probed in it."""
+    cfg = mdm.train_config
+    wins, texts = _probe_windows(data, cfg.window)
+    if cfg.size_gauge and cfg.supervision == "2d":
+        wins = np.stack([w * body_size_factor(w) for w in wins])
+    target = np.stack([canonicalize(w) for w in wins])
+    z0 = mdm.normalizer.normalize(
+        torch.as_tensor(np.stack([joints_to_features(w, mdm.fps) for w in wins]))
+    )
+    cond = torch.as_tensor(np.stack([data.texts[t] for t in texts]))
+    sched, pred = Scheduler(mdm.diffusion), mdm.diffusion.prediction
+    noise = torch.randn(z0.shape, generator=torch.Generator().manual_seed(123))
+    out: dict[str, float] = {}
+    for t in ts:
+        tb = torch.full((len(z0),), t, dtype=torch.long)
+        zt = sched.add_noise(z0, noise, tb)
+        z0_hat = sched.convert(mdm.denoiser(zt, tb, cond).float(), zt, tb, pred, "x0")
+        for key, z in (("err", z0_hat), ("copy", zt / sched.sqrt_alphas_cumprod[t])):
+            joints = features_to_joints(mdm.normalizer.denormalize(z)).numpy()
+            err = np.linalg.norm(_rel(joints) - _rel(target), axis=-1).mean() * 1000
+            out[f"{key}_t{t}"] = float(err)
+    return out
+
+
+def score_reconstruction(mdm: VideoMDM, data: LadderData, cfg: LadderConfig) -> dict[str, float]:
+    """MPJPE, N-MPJPE, PA-MPJPE and acceleration error of guided reconstruction of the
+    held-out views of each lifter (from noise, in the lifter's camera and world frame)."""
+    guidance = GuidanceConfig(steps=cfg.sample_steps, dps_scale=cfg.dps_scale)
+    out: dict[str, float] = {}
+    for lifter in cfg.recon_lifters:
+        views = data.val[lifter]
+        preds = [mdm.reconstruct(v.lifted, guidance, cfg.seed).in_world_of(v.lifted) for v in views]
+        scores = score_predictions(views, {"model": preds})["model"]
+        out |= {f"recon_{lifter}_{k}": v for k, v in scores.items()}
+    return out
+
+
+def score_generation(mdm: VideoMDM, data: LadderData, cfg: LadderConfig) -> dict[str, float]:
+    """FID and diversity of prompted samples (held-out texts), diversity among samples of one
+    prompt, bone-length variation and joint speed relative to the root."""
+    encoder = load_encoder(data.encoder)
+    seconds = encoder.cfg.window / mdm.fps
+
+    def sample(texts: list[str], seed: int) -> np.ndarray:
+        return mdm.generate(texts, 1, seconds, cfg.sample_steps, cfg.cfg_scale, seed)
+
+    gen = sample(data.prompts, cfg.seed)
+    emb = embed(encoder, list(gen))
+    names = list(dict.fromkeys(data.prompts))[: cfg.n_prompts]
+    within = sample([n for n in names for _ in range(cfg.per_prompt)], cfg.seed + 1)
+    groups = within.reshape(len(names), cfg.per_prompt, *within.shape[1:])
+    return {
+        "fid": frechet_distance(emb, data.real_emb),
+        "diversity": diversity(emb),
+        "within_prompt": float(np.mean([_pairwise(g) for g in groups])),
+        "bone_cv": float(np.mean([bone_length_variation(m) for m in gen])),
+        "joint_speed": float(np.mean([_joint_speed(m) for m in gen])),
+    }
+
+
+def score_rung(state: dict[str, Any], data: LadderData, cfg: LadderConfig) -> dict[str, float]:
+    """Every metric of a trained rung (its EMA weights), flat."""
+    mdm = VideoMDM.from_checkpoint(state)
+    mdm.text_encoder = _FixedText(data.texts)
+    t0 = time.perf_counter()
+    out = probe_x0(mdm, data, cfg.probe_ts)
+    t1 = time.perf_counter()
+    out |= score_reconstruction(mdm, data, cfg)
+    t2 = time.perf_counter()
+    out |= score_generation(mdm, data, cfg)
+    t3 = time.perf_counter()
+    return out | {"probe_s": t1 - t0, "recon_s": t2 - t1, "gen_s": t3 - t2}
+
+
+def run_rung(data: LadderData, rung: str, cfg: LadderConfig) -> RungResult:
+    """Train and score one rung of ``cfg.recipe``."""
+    state, stats = train_rung(data, rung, cfg.recipe, cfg.steps, cfg.seed)
+    metrics = stats | score_rung(state, data, cfg)
+    log.info("%s %s: %s", cfg.recipe.name, rung, {k: round(v, 3) for k, v in metrics.items()})
+    lifters = {
+        f"recon_{k}_{m}": v for k in cfg.recon_lifters for m, v in data.lifter_scores[k].items()
+    }
+    return RungResult(
+        cfg.recipe.name, rung, cfg.steps, cfg.rung_key(), metrics, lifters, dict(data.real_stats)
+    )
+
+
+def run_ladder(
+    config: LadderConfig,
+    protocol: LadderData | Callable[[], LadderData] | None = None,
+    done: Mapping[str, RungResult] | None = None,
+    on_rung: Callable[[RungResult], None] | None = None,
+) -> LadderResult:
+    """Train and score ``config.rungs`` of ``config.recipe``.
+
+    ``protocol`` (or a function making it, called only when a rung needs it; default
+    ``build_protocol(config)``) is what the rungs share; a rung in ``done`` whose key is
+    ``config.rung_key()`` is reused as it is; ``on_rung`` sees each new result at once (to
+    store it before the next rung starts).
+    """
+    done = done or {}
+    data = protocol if isinstance(protocol, LadderData) else None
+    results = []
+    for rung in config.rungs:
+        cached = done.get(rung)
+        if cached is not None and cached.key == config.rung_key():
+            log.info("%s %s: stored result reused", config.recipe.name, rung)
+            results.append(cached)
+            continue
+        if data is None:
+            data = protocol() if callable(protocol) else build_protocol(config)
+        result = run_rung(data, rung, config)
+        if on_rung is not None:
+            on_rung(result)
+        results.append(result)
+    return LadderResult(config, tuple(results))
+
+
+# --- reporting ---------------------------------------------------------------------------
+
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("copy_t2", "copy t2"),
+    ("err_t2", "x0 err t2"),
+    ("err_t10", "t10"),
+    ("err_t25", "t25"),
+    ("err_t40", "t40"),
+    ("within_prompt", "within"),
+    ("diversity", "div"),
+    ("fid", "FID"),
+    ("bone_cv", "bone CV"),
+    ("joint_speed", "speed m/s"),
+    ("recon_in_mpjpe_mm", "MPJPE in"),
+    ("recon_in_n_mpjpe_mm", "N in"),
+    ("recon_in_pa_mpjpe_mm", "PA in"),
+    ("recon_in_accel_error", "acc in"),
+    ("recon_weak_mpjpe_mm", "MPJPE weak"),
+    ("recon_weak_n_mpjpe_mm", "N weak"),
+    ("recon_weak_pa_mpjpe_mm", "PA weak"),
+    ("recon_weak_accel_error", "acc weak"),
+    ("clipped_share", "clipped"),
+    ("grad_norm_median", "|g| med"),
+)
+
+
+def table(rungs: Sequence[RungResult]) -> str:
+    """A markdown table: one row per (recipe, rung), then the first rung's lifter and real
+    (held-out) reference rows."""
+
+    def cells(values: Mapping[str, float]) -> str:
+        return " | ".join(
+            f"{values[k]:.3g}" if k in values and math.isfinite(values[k]) else ""
+            for k, _ in COLUMNS
+        )
+
+    rows = ["| recipe | rung | " + " | ".join(c for _, c in COLUMNS) + " |"]
+    rows.append("|" + "---|" * (len(COLUMNS) + 2))
+    rows += [f"| {r.recipe} | {r.rung} | {cells(r.metrics)} |" for r in rungs]
+    if rungs:
+        rows.append(f"| lifters | | {cells(rungs[0].lifters)} |")
+        rows.append(f"| real (held-out) | | {cells(rungs[0].real)} |")
+    return "\n".join(rows)
