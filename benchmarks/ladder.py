@@ -15,7 +15,6 @@ is cached as ``OUT/protocol_<key>.pkl``. Prints the table of the rungs asked for
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import pickle
@@ -32,9 +31,12 @@ from videomdm.models.evaluation.ladder import (
     LadderResult,
     RungResult,
     build_protocol,
+    read_rungs,
     run_ladder,
     table,
+    write_rung,
 )
+from videomdm.models.viz.plots import plot_ladder
 
 
 def _protocol(cfg: LadderConfig, out: Path) -> LadderData:
@@ -49,53 +51,12 @@ def _protocol(cfg: LadderConfig, out: Path) -> LadderData:
     return data
 
 
-def _stored(cfg: LadderConfig, out: Path) -> dict[str, RungResult]:
-    folder = out / cfg.recipe.name
-    paths = {r: folder / f"{r}.json" for r in cfg.rungs}
-    return {
-        r: RungResult.from_dict(json.loads(p.read_text())) for r, p in paths.items() if p.exists()
-    }
-
-
-def _store(out: Path):
-    def write(r: RungResult) -> None:
-        path = out / r.recipe / f"{r.rung}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(r.to_dict(), indent=1))
-        logging.info("wrote %s", path)
-
-    return write
-
-
-def plot(rungs: Sequence[RungResult], path: Path) -> Path:
-    """Bars per rung: x0 error at t = 2 (with the copy baseline) and within-prompt diversity
-    (with the real held-out clips' value)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    labels = [f"{r.recipe}\n{r.rung}" for r in rungs]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(4 + 1.2 * len(rungs), 4))
-    a.bar(labels, [r.metrics["err_t2"] for r in rungs], color="tab:blue")
-    a.axhline(rungs[0].metrics["copy_t2"], color="k", ls="--", label="returning x_t")
-    a.set_ylabel("x0_hat error at t = 2 (mm, root-relative)")
-    a.legend()
-    b.bar(labels, [r.metrics["within_prompt"] for r in rungs], color="tab:orange")
-    b.axhline(rungs[0].real["within_prompt"], color="k", ls="--", label="real clips")
-    b.set_ylabel("diversity among 8 samples of one prompt (m)")
-    b.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
-
-
 def ladder(cfg: LadderConfig, out: Path, report: bool = True) -> LadderResult:
     """The ladder with the stored rungs and protocol of ``out``; with ``report`` the table
     printed and the plot written."""
-    result = run_ladder(cfg, lambda: _protocol(cfg, out), _stored(cfg, out), _store(out))
+    result = run_ladder(
+        cfg, lambda: _protocol(cfg, out), read_rungs(cfg, out), lambda r: write_rung(r, out)
+    )
     if report:
         _report(result.rungs, out / f"ladder_{cfg.recipe.name}.png")
     return result
@@ -104,7 +65,7 @@ def ladder(cfg: LadderConfig, out: Path, report: bool = True) -> LadderResult:
 def _report(rungs: Sequence[RungResult], path: Path) -> None:
     print(table(rungs))
     if rungs:
-        print(f"plot: {plot(rungs, path)}")
+        print(f"plot: {plot_ladder(rungs, path)}")
 
 
 def main() -> None:
@@ -114,7 +75,11 @@ def main() -> None:
     )
     ap.add_argument("--rungs", default=",".join(RUNGS), help="comma-separated, e.g. R0,R1")
     ap.add_argument("--steps", type=int, default=LadderConfig.steps, help="training steps per rung")
-    ap.add_argument("--out", default="/tmp/ladder", help="results folder")
+    ap.add_argument("--out", default="out/ladder", help="results folder")
+    ap.add_argument(
+        "--mocap",
+        default=str(Path(os.environ.get("VIDEOMDM_ASSETS", "../shared/assets")) / "mocap"),
+    )
     ap.add_argument("--report", action="store_true", help="only the stored rungs: train nothing")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -125,9 +90,12 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown recipes {unknown}; known: {sorted(RECIPES)}")
     rungs, out = tuple(args.rungs.split(",")), Path(args.out)
-    cfgs = [LadderConfig(recipe=RECIPES[n], rungs=rungs, steps=args.steps) for n in names]
+    cfgs = [
+        LadderConfig(recipe=RECIPES[n], rungs=rungs, steps=args.steps, mocap=args.mocap)
+        for n in names
+    ]
     if args.report:
-        found = [(c, _stored(c, out)) for c in cfgs]
+        found = [(c, read_rungs(c, out)) for c in cfgs]
         done = [s[r] for c, s in found for r in rungs if r in s and s[r].key == c.rung_key()]
     else:
         done = [r for c in cfgs for r in ladder(c, out, report=False).rungs]

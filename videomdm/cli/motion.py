@@ -256,6 +256,17 @@ def evaluate(
         Path | None,
         typer.Option(help="A folder of calibrated views of one recording: score real video."),
     ] = None,
+    ladder: Annotated[
+        bool,
+        typer.Option("--ladder", help="With --mocap: the ladder R0-R4 at one budget (DESIGN.md)."),
+    ] = False,
+    recipe: Annotated[
+        list[str] | None,
+        typer.Option(help="--ladder: training recipe(s) (default, vel7, ...); repeatable."),
+    ] = None,
+    rungs: Annotated[
+        list[str] | None, typer.Option("--rung", help="--ladder: rung(s), e.g. R0; repeatable.")
+    ] = None,
     view: Annotated[
         list[str] | None, typer.Option(help="--multiview: the view scored (default: each).")
     ] = None,
@@ -313,6 +324,9 @@ def evaluate(
     from videomdm.flows.preflight import check_mocap
 
     check_mocap(mocap or [])
+    if ladder:
+        _evaluate_ladder(mocap or [], recipe, rungs, steps, target_source, out, fmt)
+        return
     _start_api()
     from videomdm.flows.evaluate import EvaluationConfig
 
@@ -327,6 +341,39 @@ def evaluate(
         lifter_steps=lifter_steps,
     )
     _evaluate_mocap(mocap or [], cfg, out or Path("out/eval"), fmt)
+
+
+def _evaluate_ladder(
+    mocap: list[str],
+    recipes: list[str] | None,
+    rungs: list[str] | None,
+    steps: int | None,
+    target_source: str | None,
+    out: Path | None,
+    fmt: OutFormat,
+) -> None:
+    from videomdm.flows.ladder import LadderRequest, ladder_configs
+    from videomdm.models.evaluation.ladder import RUNGS, LadderConfig
+
+    if len(mocap) != 1:
+        raise typer.BadParameter("--ladder takes one --mocap folder")
+    base = LadderConfig(
+        mocap=mocap[0],
+        rungs=tuple(rungs or RUNGS),
+        steps=steps or LadderConfig.steps,
+        target_source=target_source or LadderConfig.target_source,
+    )
+    req = LadderRequest(base, tuple(recipes or ("default",)), str(out or Path("out/ladder")))
+    ladder_configs(req)  # names checked before the flow starts
+    _start_api()
+    from videomdm.flows.ladder import ladder_flow
+
+    r = _flow(lambda: ladder_flow(req))
+    if fmt == "json":
+        sys.stdout.write(json.dumps([x.to_dict() for x in r.rungs]) + "\n")
+        return
+    console.print(Path(r.table).read_text(), soft_wrap=True)
+    console.print(f"table {r.table}\nnumbers {r.json}\nplot {r.plot}")
 
 
 def _evaluate_mocap(mocap: list[str], cfg: EvaluationConfig, out: Path, fmt: OutFormat) -> None:

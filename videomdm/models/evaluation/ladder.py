@@ -18,8 +18,10 @@ generation: FID and diversity of prompted samples, diversity among samples of on
 bone-length variation and joint speed relative to the root (plausibility), and the share of
 training steps whose gradient was clipped.
 
-Computation only: ``build_protocol`` makes what the rungs share, ``run_ladder`` trains and
-scores; storing results and protocols is the caller's (``benchmarks/ladder.py``).
+``build_protocol`` makes what the rungs share, ``run_ladder`` trains and scores;
+``write_rung`` / ``read_rungs`` keep each rung's result as ``<folder>/<recipe>/<rung>.json``
+(a stored rung is reused only under the same ``LadderConfig.rung_key``). Callers:
+``flows/ladder.py`` (``videomdm evaluate --ladder``) and ``benchmarks/ladder.py``.
 """
 
 from __future__ import annotations
@@ -32,12 +34,14 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from videomdm.config import preset
+from videomdm.errors import UserError
 from videomdm.models.evaluation.generation import (
     MotionEncoderConfig,
     bone_length_variation,
@@ -107,7 +111,7 @@ class LadderConfig:
     recipe: Recipe = RECIPES["default"]
     rungs: tuple[str, ...] = RUNGS
     steps: int = 2000  # training steps of every rung (the budget)
-    mocap: str = "/work/shared/assets/mocap"
+    mocap: str = ""  # the mocap folder (``../shared/assets/mocap``)
     target_source: str = "bandai_bvh"
     train_clips: int = 0  # the first N training clips of the target (0: all)
     val_clips: int = 0  # the first N held-out clips (0: all)
@@ -128,7 +132,7 @@ class LadderConfig:
     def __post_init__(self) -> None:
         bad = sorted(set(self.rungs) - set(RUNGS)) + sorted(set(self.recon_lifters) - {*LIFTERS})
         if bad:
-            raise ValueError(f"unknown rungs or lifters {bad}; rungs are {RUNGS}")
+            raise UserError(f"unknown rungs or lifters {bad}; rungs are {', '.join(RUNGS)}")
 
     def protocol_key(self) -> str:
         """What the shared protocol depends on (a rung's data)."""
@@ -461,7 +465,7 @@ def run_ladder(
     config: LadderConfig,
     protocol: LadderData | Callable[[], LadderData] | None = None,
     done: Mapping[str, RungResult] | None = None,
-    on_rung: Callable[[RungResult], None] | None = None,
+    on_rung: Callable[[RungResult], object] | None = None,
 ) -> LadderResult:
     """Train and score ``config.rungs`` of ``config.recipe``.
 
@@ -486,6 +490,23 @@ def run_ladder(
             on_rung(result)
         results.append(result)
     return LadderResult(config, tuple(results))
+
+
+def write_rung(r: RungResult, folder: str | Path) -> Path:
+    """Store one rung's result as ``<folder>/<recipe>/<rung>.json``."""
+    path = Path(folder) / r.recipe / f"{r.rung}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(r.to_dict(), indent=1))
+    log.info("wrote %s", path)
+    return path
+
+
+def read_rungs(cfg: LadderConfig, folder: str | Path) -> dict[str, RungResult]:
+    """The stored results of ``cfg``'s rungs (whatever their key: ``run_ladder`` checks it)."""
+    paths = {r: Path(folder) / cfg.recipe.name / f"{r}.json" for r in cfg.rungs}
+    return {
+        r: RungResult.from_dict(json.loads(p.read_text())) for r, p in paths.items() if p.exists()
+    }
 
 
 # --- reporting ---------------------------------------------------------------------------

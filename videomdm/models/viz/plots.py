@@ -3,6 +3,7 @@ animated as the truth and every method saw it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -11,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from videomdm.models.evaluation.ladder import RungResult  # noqa: E402
 from videomdm.models.evaluation.protocol import View, to_camera  # noqa: E402
 from videomdm.models.viz.animation import animate_motions  # noqa: E402
 from videomdm.models.viz.player import Motion, write_player  # noqa: E402
@@ -64,3 +66,23 @@ def play_example(view: View, preds: dict[str, np.ndarray], path: Path, fps: floa
     names = ["truth", *preds]
     motions = [Motion(n, j, fps) for n, j in zip(names, _in_true_world(view, preds), strict=True)]
     return write_player(path, motions, title="held-out clip: truth and each method")
+
+
+def plot_ladder(rungs: Sequence[RungResult], path: Path) -> Path:
+    """Bars per rung: x0 error at t = 2 (with the copy baseline) and within-prompt diversity
+    (with the real held-out clips' value)."""
+    labels = [f"{r.recipe}\n{r.rung}" for r in rungs]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(4 + 1.2 * len(rungs), 4))
+    a.bar(labels, [r.metrics["err_t2"] for r in rungs], color="tab:blue")
+    a.axhline(rungs[0].metrics["copy_t2"], color="k", ls="--", label="returning x_t")
+    a.set_ylabel("x0_hat error at t = 2 (mm, root-relative)")
+    a.legend()
+    b.bar(labels, [r.metrics["within_prompt"] for r in rungs], color="tab:orange")
+    b.axhline(rungs[0].real["within_prompt"], color="k", ls="--", label="real clips")
+    b.set_ylabel("diversity among 8 samples of one prompt (m)")
+    b.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

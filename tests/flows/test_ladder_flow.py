@@ -1,0 +1,73 @@
+"""`videomdm evaluate --ladder` as a real flow at a tiny budget: every rung stored as it
+finishes, the report written, a second run reusing the stored rungs, names checked first."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from videomdm.flows.ladder import LadderRequest, ladder_flow
+from videomdm.models.evaluation import ladder as ladder_mod
+from videomdm.models.evaluation.ladder import LadderConfig
+
+pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.slow]
+
+TINY = dict(
+    rungs=("R0", "R4"),
+    steps=3,
+    train_clips=4,
+    val_clips=3,
+    cameras=2,
+    in_lifter_steps=2,
+    weak_lifter_steps=2,
+    encoder_steps=5,
+    n_generate=4,
+    n_prompts=2,
+    per_prompt=2,
+    sample_steps=2,
+)
+
+
+def _boom(*args, **kwargs):
+    raise AssertionError("a stored rung was trained again")
+
+
+def test_ladder_flow_stores_reports_and_resumes(assets, tmp_path, monkeypatch):
+    torch.set_num_threads(1)
+    base = LadderConfig(mocap=str(assets / "mocap"), **TINY)
+    req = LadderRequest(base, ("default", "vel7"), str(tmp_path))
+    report = ladder_flow(req)
+    assert [(r.recipe, r.rung) for r in report.rungs] == [
+        ("default", "R0"),
+        ("default", "R4"),
+        ("vel7", "R0"),
+        ("vel7", "R4"),
+    ]
+    assert (tmp_path / "vel7" / "R4.json").exists()
+    numbers = json.loads((tmp_path / "ladder.json").read_text())
+    assert [n["metrics"]["err_t2"] for n in numbers] == [r.metrics["err_t2"] for r in report.rungs]
+    assert "| vel7 | R4 |" in (tmp_path / "ladder.md").read_text()
+    assert (tmp_path / "ladder.png").read_bytes()[:4] == b"\x89PNG"
+    monkeypatch.setattr(ladder_mod, "run_rung", _boom)
+    monkeypatch.setattr(ladder_mod, "build_protocol", _boom)
+    again = ladder_flow(LadderRequest(base, ("vel7",), str(tmp_path)))
+    assert again.rungs == report.rungs[2:]
+
+
+def test_unknown_recipe_or_rung_is_one_user_error(assets, tmp_path):
+    from typer.testing import CliRunner
+
+    from videomdm.cli import app
+    from videomdm.errors import UserError
+
+    mocap = str(assets / "mocap")
+    for args, words in (
+        (["--recipe", "nope"], "unknown recipes ['nope']; known: default"),
+        (["--rung", "R9"], "unknown rungs or lifters ['R9']"),
+    ):
+        r = CliRunner().invoke(
+            app, ["evaluate", "--mocap", mocap, "--ladder", "-o", str(tmp_path), *args]
+        )
+        assert isinstance(r.exception, UserError) and words in str(r.exception), r.output
