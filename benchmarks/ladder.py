@@ -1,9 +1,9 @@
 """Train and score the ladder's rungs (``videomdm.models.evaluation.ladder``) for one recipe at
 equal budget, on one CPU thread.
 
-    PYTHONPATH=. python benchmarks/ladder.py --recipe vel7 --rungs R0,R1 --steps 2000
-    PYTHONPATH=. python benchmarks/ladder.py --recipe default,vel7,vel7_skip  # all, one table
-    PYTHONPATH=. python benchmarks/ladder.py --recipe default,vel7 --report  # stored rungs only
+    PYTHONPATH=. python benchmarks/ladder.py --recipe vel350 --rungs R0,R1 --steps 2000
+    PYTHONPATH=. python benchmarks/ladder.py --recipe default,vel350,skip  # all, one table
+    PYTHONPATH=. python benchmarks/ladder.py --recipe default,vel350 --report  # stored rungs only
 
 Each rung is stored as ``OUT/<recipe>/<rung>.json`` the moment it finishes; a rung already
 stored for the same recipe, budget, protocol and scoring is read back instead of trained, so

@@ -37,22 +37,22 @@ def _boom(*args, **kwargs):
 def test_ladder_flow_stores_reports_and_resumes(assets, tmp_path, monkeypatch):
     torch.set_num_threads(1)
     base = LadderConfig(mocap=str(assets / "mocap"), **TINY)
-    req = LadderRequest(base, ("default", "vel7"), str(tmp_path))
+    req = LadderRequest(base, ("default", "vel350"), str(tmp_path))
     report = ladder_flow(req)
     assert [(r.recipe, r.rung) for r in report.rungs] == [
         ("default", "R0"),
         ("default", "R4"),
-        ("vel7", "R0"),
-        ("vel7", "R4"),
+        ("vel350", "R0"),
+        ("vel350", "R4"),
     ]
-    assert (tmp_path / "vel7" / "R4.json").exists()
+    assert (tmp_path / "vel350" / "R4.json").exists()
     numbers = json.loads((tmp_path / "ladder.json").read_text())
     assert [n["metrics"]["err_t2"] for n in numbers] == [r.metrics["err_t2"] for r in report.rungs]
-    assert "| vel7 | R4 |" in (tmp_path / "ladder.md").read_text()
+    assert "| vel350 | R4 |" in (tmp_path / "ladder.md").read_text()
     assert (tmp_path / "ladder.png").read_bytes()[:4] == b"\x89PNG"
     monkeypatch.setattr(ladder_mod, "run_rung", _boom)
     monkeypatch.setattr(ladder_mod, "build_protocol", _boom)
-    again = ladder_flow(LadderRequest(base, ("vel7",), str(tmp_path)))
+    again = ladder_flow(LadderRequest(base, ("vel350",), str(tmp_path)))
     assert again.rungs == report.rungs[2:]
 
 

@@ -58,11 +58,11 @@ def _boom(*args, **kwargs):
 
 @pytest.mark.slow
 def test_tiny_ladder_is_stored_and_read_back(tmp_path, assets, bench, one_thread, monkeypatch):
-    cfg = LadderConfig(recipe=RECIPES["vel7_skip"], mocap=str(assets / "mocap"), **TINY)
+    cfg = LadderConfig(recipe=RECIPES["skip"], mocap=str(assets / "mocap"), **TINY)
     result = bench.ladder(cfg, tmp_path)
     assert [r.rung for r in result.rungs] == ["R0", "R1"]
     for r in result.rungs:
-        assert (r.recipe, r.steps, r.key) == ("vel7_skip", 3, cfg.rung_key())
+        assert (r.recipe, r.steps, r.key) == ("skip", 3, cfg.rung_key())
         for key, _ in COLUMNS:
             values = r.lifters if key.startswith("recon_") and key not in r.metrics else r.metrics
             assert math.isfinite(values[key]), (r.rung, key)
@@ -70,12 +70,12 @@ def test_tiny_ladder_is_stored_and_read_back(tmp_path, assets, bench, one_thread
         # returning the input is worse the noisier it is
         assert r.metrics["copy_t2"] < r.metrics["copy_t10"] < r.metrics["copy_t40"]
         assert math.isfinite(r.real["within_prompt"]) and r.real["bone_cv"] < 0.01
-        stored = json.loads((tmp_path / "vel7_skip" / f"{r.rung}.json").read_text())
+        stored = json.loads((tmp_path / "skip" / f"{r.rung}.json").read_text())
         assert RungResult.from_dict(stored) == r
     lines = result.table().splitlines()
-    assert len(lines) == 6 and lines[2].startswith("| vel7_skip | R0 |")
+    assert len(lines) == 6 and lines[2].startswith("| skip | R0 |")
     assert "lifters" in lines[4] and "real" in lines[5]
-    png = tmp_path / "ladder_vel7_skip.png"
+    png = tmp_path / "ladder_skip.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # stored rungs are read back: neither trained nor the protocol rebuilt
@@ -109,14 +109,14 @@ def test_rung_key_follows_recipe_and_budget():
     base = LadderConfig()
     assert base.rung_key() == LadderConfig().rung_key()
     assert base.rung_key() != dataclasses.replace(base, steps=10).rung_key()
-    assert base.rung_key() != dataclasses.replace(base, recipe=RECIPES["vel7"]).rung_key()
+    assert base.rung_key() != dataclasses.replace(base, recipe=RECIPES["vel350"]).rung_key()
     # the rungs asked for do not change a rung's result
     assert base.rung_key() == dataclasses.replace(base, rungs=("R1",)).rung_key()
 
 
 def test_recipes_build_valid_configs():
-    model, train, diffusion = RECIPES["vel7_skip"].configs("2d", 7)
+    model, train, diffusion = RECIPES["skip"].configs("2d", 7)
     assert (model.skip, model.skip_smoothing, model.width) == ("learned", 2.0, 128)
     assert (train.lambda_vel, train.steps, train.supervision) == (7.0, 7, "2d")
-    model, train, _ = RECIPES["default"].configs("3d", 7)
+    model, train, _ = RECIPES["vel350"].configs("3d", 7)
     assert model.skip == "none" and train.supervision == "3d" and train.lambda_vel == 350.0

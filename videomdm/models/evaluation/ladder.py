@@ -94,15 +94,13 @@ class Recipe:
         )
 
 
-_VEL7 = (("lambda_vel", 7.0),)
+_SKIP = (("skip", "learned"), ("skip_smoothing", 2.0))
 RECIPES: dict[str, Recipe] = {
-    "default": Recipe(),
-    # the 2D velocity term at 7 instead of 350, which undoes any reading of x_t (LOG, H(c))
-    "vel7": Recipe("vel7", train=_VEL7),
-    # and x0_hat = a(t) * S(x_t) + F with S a Gaussian of 2 frames (DenoiserConfig.skip)
-    "vel7_skip": Recipe(
-        "vel7_skip", train=_VEL7, model=(("skip", "learned"), ("skip_smoothing", 2.0))
-    ),
+    "default": Recipe(),  # today's defaults (lambda_vel 7 since the ladder)
+    # the paper's 2D velocity weight, the default before the ladder (LOG, H(c))
+    "vel350": Recipe("vel350", train=(("lambda_vel", 350.0),)),
+    # x0_hat = a(t) * S(x_t) + F with S a Gaussian of 2 frames (DenoiserConfig.skip)
+    "skip": Recipe("skip", model=_SKIP),
 }
 
 
@@ -144,7 +142,9 @@ class LadderConfig:
         """What a rung's result depends on: protocol, recipe, budget and scoring."""
         scoring = ("probe_ts", "n_prompts", "per_prompt", "sample_steps", "cfg_scale")
         d = {k: getattr(self, k) for k in (*scoring, "dps_scale", "recon_lifters", "steps")}
-        return _digest(d | {"protocol": self.protocol_key(), "recipe": repr(self.recipe)})
+        # the configs the recipe resolves to, so that a changed default is a new result
+        configs = [self.recipe.configs(s, self.steps) for s in ("2d", "3d")]
+        return _digest(d | {"protocol": self.protocol_key(), "recipe": repr(configs)})
 
 
 def _digest(d: Mapping[str, Any]) -> str:
