@@ -101,3 +101,21 @@ def test_skip_checkpoint_trains_the_gain_and_loads_the_same_network(assets, tmp_
         torch.testing.assert_close(mdm.denoiser(x, t), tr.ema.module.eval()(x, t))
     motion = mdm.generate("a person walks", n=2, seconds=1.0, steps=5)
     assert motion.shape == (2, 30, 17, 3) and np.isfinite(motion).all()
+
+
+def test_skip_max_t_limits_the_skip_to_small_steps():
+    _, skip = _pair(dataclasses.replace(SKIP, skip_max_t=10))
+    x, cond = torch.randn(4, 30, TINY.n_feats), torch.randn(4, 384)
+    t = torch.tensor([0, 9, 10, 40])
+    term = skip.skip_term(x, t)
+    assert (term[:2].abs().amax(dim=(1, 2)) > 0.1).all()  # below step 10: the skip
+    assert term[2:].abs().max() == 0  # from step 10 on: none
+    # training cannot switch it back on above step 10
+    skip.train()
+    torch.optim.SGD(skip.parameters(), lr=1.0).zero_grad()
+    skip(x, t, cond).square().mean().backward()
+    with torch.no_grad():
+        skip.skip.add_(-1.0 * skip.skip.grad - 0.5)
+    assert skip.skip_term(x, t)[2:].abs().max() == 0
+    with pytest.raises(UserError, match="skip_max_t"):
+        DenoiserConfig(skip_max_t=-1)

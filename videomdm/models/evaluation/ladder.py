@@ -101,6 +101,8 @@ RECIPES: dict[str, Recipe] = {
     "vel350": Recipe("vel350", train=(("lambda_vel", 350.0),)),
     # x0_hat = a(t) * S(x_t) + F with S a Gaussian of 2 frames (DenoiserConfig.skip)
     "skip": Recipe("skip", model=_SKIP),
+    # the same, the skip only below step 10 (plain x0 prediction above: no noise carried)
+    "skip10": Recipe("skip10", model=(*_SKIP, ("skip_max_t", 10))),
 }
 
 

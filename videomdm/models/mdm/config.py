@@ -62,6 +62,7 @@ class DenoiserConfig:
     # and F the transformer, its output projection zero-initialised. Only for x0 prediction
     skip: SkipMode = "none"
     skip_smoothing: float = 0.0
+    skip_max_t: int = 0  # the skip only below this step (a(t) = 0 from it on); 0: every step
 
     def __post_init__(self) -> None:
         check_choice("cond_mode", self.cond_mode, COND_MODES)
@@ -69,6 +70,8 @@ class DenoiserConfig:
         check_choice("skip", self.skip, SKIP_MODES)
         if self.skip_smoothing < 0:
             raise UserError(f"skip_smoothing must be >= 0, got {self.skip_smoothing}")
+        if self.skip_max_t < 0:
+            raise UserError(f"skip_max_t must be >= 0 (0: every step), got {self.skip_max_t}")
         if self.cond_mode == "label" and self.num_labels < 1:
             raise UserError("cond_mode 'label' needs num_labels >= 1")
         if self.width % self.n_heads:

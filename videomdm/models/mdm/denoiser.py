@@ -185,6 +185,11 @@ class Denoiser(nn.Module):
         if diffusion.prediction != "x0":
             raise ValueError(f"skip='learned' needs x0 prediction, not {diffusion.prediction!r}")
         gain = Scheduler(diffusion).sqrt_alphas_cumprod  # (S,)
+        mask = torch.ones_like(gain)
+        if cfg.skip_max_t > 0:
+            mask[cfg.skip_max_t :] = 0.0
+        gain = gain * mask
+        self.register_buffer("skip_mask", mask[:, None], persistent=False)
         self.skip = nn.Parameter(gain[:, None].repeat(1, cfg.n_feats))  # (S, F)
         nn.init.zeros_(self.output_proj.weight)
         nn.init.zeros_(self.output_proj.bias)
@@ -200,7 +205,7 @@ class Denoiser(nn.Module):
             xs = x.float()
             if self.cfg.skip_smoothing > 0:
                 xs = smooth_time(xs, self.skip_kernel)
-            return self.skip[t][:, None, :].float() * xs
+            return (self.skip * self.skip_mask)[t][:, None, :].float() * xs
 
     def forward(
         self,
