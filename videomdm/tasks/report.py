@@ -126,7 +126,7 @@ def report_markdown(
             markdown_table([{"metric": k, "value": v} for k, v in trained.metrics.items()]),
             f'### Generated from "{trained.prompt}"\n',
             *(
-                [f"{len(trained.animations)} samples (seeds): {trained.samples}.\n"]
+                [f"{len(trained.animations)} samples of one prompt: {trained.samples}.\n"]
                 if trained.samples
                 else []
             ),
