@@ -146,6 +146,7 @@ class Denoiser(nn.Module):
 
     pos: torch.Tensor  # (max_frames + 1, D) buffer
     skip_kernel: torch.Tensor  # (2r + 1,) buffer, only with a smoothed skip
+    skip_mask: torch.Tensor  # (S, 1) buffer: 1 where the skip acts, 0 from skip_max_t on
 
     def __init__(self, cfg: DenoiserConfig, diffusion: DiffusionConfig | None = None):
         super().__init__()
