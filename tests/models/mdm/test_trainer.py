@@ -264,3 +264,24 @@ def test_evaluation_reconstructs_in_the_gauge_and_scores_in_the_camera_frame(mot
         err[gauge] = np.linalg.norm(cam - expected, axis=-1).mean()
     # gauged: the copy's few mm (measured 4 mm); not: the lifter's 30% too big (1.0 m)
     assert err[True] < 0.02 and err[False] > 0.5, err  # metres
+
+
+def test_rigid_bone_prior_is_zero_for_mocap_and_grows_with_stretching(motions):
+    from videomdm.models.mdm.losses import rigid_bone_loss
+
+    j = torch.as_tensor(np.stack([m[:40] for m in motions[:3]]), dtype=torch.float32)
+    mask = torch.ones(j.shape[:2])
+    rigid = float(rigid_bone_loss(j, mask))
+    assert rigid < 1e-3  # mocap keeps its bones (CV about 0.001-0.02)
+    stretched = j.clone()
+    stretched[:, ::2, 9] += 0.3  # the left wrist jumps away from its elbow every other frame
+    assert float(rigid_bone_loss(stretched, mask)) > 10 * rigid
+    mask[:, ::2] = 0  # the stretched frames masked out: rigid again
+    assert float(rigid_bone_loss(stretched, mask)) < 1e-3
+    # and it trains: the term is logged and weighted when lambda_bone is set
+    samples = _samples(motions)
+    cfg = dataclasses.replace(FAST, lambda_bone=10.0)
+    tr = Trainer(samples, np.zeros((len(samples), 384), np.float32), TINY, cfg)
+    tr.fit()
+    assert "bone" in tr.history[-1] and "w_bone" in tr.history[-1]
+    assert "bone" not in TrainConfig().weights()

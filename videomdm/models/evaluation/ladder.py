@@ -103,6 +103,8 @@ RECIPES: dict[str, Recipe] = {
     "skip": Recipe("skip", model=_SKIP),
     # the same, the skip only below step 10 (plain x0 prediction above: no noise carried)
     "skip10": Recipe("skip10", model=(*_SKIP, ("skip_max_t", 10))),
+    # the skip, and a prior on rigid bones against the noise it passes through
+    "skip_bone": Recipe("skip_bone", train=(("lambda_bone", 10.0),), model=_SKIP),
 }
 
 

@@ -119,6 +119,8 @@ class TrainConfig:
     lambda_vel: float = 7.0
     lambda_ray: float = 0.0  # optional ray consistency
     lambda_redundant: float = 0.2  # redundant channels agree with the predicted positions
+    # 2D only, optional: rigid bones keep their length over a window (``rigid_bone_loss``)
+    lambda_bone: float = 0.0
     # Gaussian sigma (frames) applied to x0 over time. The lifter's jitter lies along the camera
     # ray, so unsmoothed x0 tells the network where the camera is and it learns to move joints
     # along the unseen depth freely (docs/evaluation.md); 0 keeps x0 as it is
@@ -148,7 +150,8 @@ class TrainConfig:
             "reproj_vel": self.lambda_vel,
             "redundant": self.lambda_redundant,
         }
-        return w | ({"ray": self.lambda_ray} if self.lambda_ray else {})
+        w |= {"ray": self.lambda_ray} if self.lambda_ray else {}
+        return w | ({"bone": self.lambda_bone} if self.lambda_bone else {})
 
 
 @dataclass(frozen=True)

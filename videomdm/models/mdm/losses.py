@@ -30,6 +30,7 @@ from typing import NamedTuple
 import torch
 
 from videomdm.models.motion.cameras import backproject_rays, project, world_to_camera
+from videomdm.models.motion.skeleton import RIGID_BONES
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +226,22 @@ def supervised_3d_loss(
     if pred_feats is not None and target_feats is not None:
         terms["x0_mse"] = masked_mse(pred_feats, target_feats, mask)
     return terms
+
+
+def rigid_bone_loss(joints: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """How much the rigid bones (``skeleton.RIGID_BONES``) change length over each window:
+    the squared coefficient of variation over valid frames, averaged over bones and samples.
+    A prior that needs no 3D (a body keeps its bones), for 2D-only training; ``joints``
+    ``(B, T, 17, 3)``, ``mask`` ``(B, T)``."""
+    child, parent = (
+        torch.tensor(ix, device=joints.device) for ix in zip(*RIGID_BONES, strict=True)
+    )
+    lengths = (joints[:, :, child] - joints[:, :, parent]).norm(dim=-1)  # (B, T, bones)
+    m = mask[..., None].to(lengths.dtype)
+    n = m.sum(1).clamp(min=1.0)
+    mean = (lengths * m).sum(1) / n  # (B, bones)
+    var = ((lengths - mean[:, None]) ** 2 * m).sum(1) / n
+    return (var / mean.detach().clamp(min=1e-3) ** 2).mean()
 
 
 def total_loss(

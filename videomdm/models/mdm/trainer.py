@@ -37,6 +37,7 @@ from videomdm.models.mdm.losses import (
     masked_mse,
     ray_consistency_loss,
     reprojection_loss,
+    rigid_bone_loss,
     snap_to_rays,
     supervised_3d_loss,
     total_loss,
@@ -91,6 +92,8 @@ def _terms_2d(z0_hat, joints, batch: Batch, norm: Normalizer, cfg: TrainConfig):
     red = redundant_slice()
     want = norm.normalize(_full(redundant_features(target, cfg.fps), red))[..., red]
     terms["redundant"] = masked_mse(z0_hat[..., red], want, batch.mask)
+    if cfg.lambda_bone:
+        terms["bone"] = rigid_bone_loss(joints, batch.mask)
     return terms
 
 
