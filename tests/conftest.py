@@ -46,6 +46,28 @@ def mocap(assets) -> list:
 
 
 @pytest.fixture(scope="session")
+def tiny_ladder(assets):
+    """A ``LadderConfig`` of rungs R0 and R1 at a budget of seconds (plumbing, not numbers)."""
+    from videomdm.models.evaluation.ladder import LadderConfig
+
+    return LadderConfig(
+        mocap=str(assets / "mocap"),
+        rungs=("R0", "R1"),
+        steps=3,
+        train_clips=4,
+        val_clips=3,
+        cameras=2,
+        in_lifter_steps=2,
+        weak_lifter_steps=2,
+        encoder_steps=5,
+        n_generate=4,
+        n_prompts=2,
+        per_prompt=2,
+        sample_steps=2,
+    )
+
+
+@pytest.fixture(scope="session")
 def videos_dir() -> Path:
     return _need(VIDEOS)
 

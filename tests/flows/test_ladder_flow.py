@@ -3,6 +3,7 @@ finishes, the report written, a second run reusing the stored rungs, names check
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -10,33 +11,17 @@ import torch
 
 from videomdm.flows.ladder import LadderRequest, ladder_flow
 from videomdm.models.evaluation import ladder as ladder_mod
-from videomdm.models.evaluation.ladder import LadderConfig
 
 pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.slow]
-
-TINY = dict(
-    rungs=("R0", "R4"),
-    steps=3,
-    train_clips=4,
-    val_clips=3,
-    cameras=2,
-    in_lifter_steps=2,
-    weak_lifter_steps=2,
-    encoder_steps=5,
-    n_generate=4,
-    n_prompts=2,
-    per_prompt=2,
-    sample_steps=2,
-)
 
 
 def _boom(*args, **kwargs):
     raise AssertionError("a stored rung was trained again")
 
 
-def test_ladder_flow_stores_reports_and_resumes(assets, tmp_path, monkeypatch):
+def test_ladder_flow_stores_reports_and_resumes(tiny_ladder, tmp_path, monkeypatch):
     torch.set_num_threads(1)
-    base = LadderConfig(mocap=str(assets / "mocap"), **TINY)
+    base = dataclasses.replace(tiny_ladder, rungs=("R0", "R4"))
     req = LadderRequest(base, ("default", "vel350"), str(tmp_path))
     report = ladder_flow(req)
     assert [(r.recipe, r.rung) for r in report.rungs] == [

@@ -19,20 +19,6 @@ from videomdm.models.evaluation.ladder import COLUMNS, RECIPES, LadderConfig, Ru
 from videomdm.models.motion.cameras import project
 
 ROOT = Path(__file__).resolve().parents[3]
-TINY = dict(
-    rungs=("R0", "R1"),
-    steps=3,
-    train_clips=4,
-    val_clips=3,
-    cameras=2,
-    in_lifter_steps=2,
-    weak_lifter_steps=2,
-    encoder_steps=5,
-    n_generate=4,
-    n_prompts=2,
-    per_prompt=2,
-    sample_steps=2,
-)
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +43,8 @@ def _boom(*args, **kwargs):
 
 
 @pytest.mark.slow
-def test_tiny_ladder_is_stored_and_read_back(tmp_path, assets, bench, one_thread, monkeypatch):
-    cfg = LadderConfig(recipe=RECIPES["skip"], mocap=str(assets / "mocap"), **TINY)
+def test_tiny_ladder_is_stored_and_read_back(tmp_path, tiny_ladder, bench, one_thread, monkeypatch):
+    cfg = dataclasses.replace(tiny_ladder, recipe=RECIPES["skip"])
     result = bench.ladder(cfg, tmp_path)
     assert [r.rung for r in result.rungs] == ["R0", "R1"]
     for r in result.rungs:

@@ -374,8 +374,8 @@ def sample_stats(joints_list: Sequence[np.ndarray], fps: float = 30.0) -> dict[s
     if len(joints_list) == 0:
         raise ValueError("sample_stats needs at least one motion")
     joints = [np.asarray(j, np.float64) for j in joints_list]
-    rel = [j - root(j)[:, None, :] for j in joints]
-    speed = [np.linalg.norm(np.diff(r, axis=0), axis=-1).mean() * fps for r in rel]
+    rel = [root_relative(j) for j in joints]
+    speed = [joint_speed(j, fps) for j in joints]
     t = min(len(r) for r in rel)
     pairs = [
         np.linalg.norm(a[:t] - b[:t], axis=-1).mean()
@@ -396,3 +396,21 @@ def describe_samples(stats: dict[str, float]) -> str:
         f"about 0.4; standing: under 0.05); bones vary {100 * stats['bone_length_cv']:.1f}% "
         f"in length; samples differ by {100 * stats['spread_m']:.1f} cm per joint"
     )
+
+
+def root_relative(joints: np.ndarray) -> np.ndarray:
+    """Root-relative joints ``(..., T, 17, 3)``."""
+    return joints - root(joints)[..., None, :]
+
+
+def pairwise_distance(motions: np.ndarray) -> float:
+    """Mean pairwise Euclidean distance (m, over all coordinates of the window) of
+    root-relative motions ``(N, T, 17, 3)``."""
+    flat = root_relative(np.asarray(motions, np.float64)).reshape(len(motions), -1)
+    d = np.linalg.norm(flat[:, None] - flat[None], axis=-1)
+    return float(d[np.triu_indices(len(motions), 1)].mean())
+
+
+def joint_speed(joints: np.ndarray, fps: float = 30.0) -> float:
+    """Mean speed (m/s) of the joints relative to the root, ``(T, 17, 3)``."""
+    return float(np.linalg.norm(np.diff(root_relative(joints), axis=0), axis=-1).mean() * fps)

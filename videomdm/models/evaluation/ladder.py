@@ -18,7 +18,8 @@ generation: FID and diversity of prompted samples, diversity among samples of on
 bone-length variation and joint speed relative to the root (plausibility), and the share of
 training steps whose gradient was clipped.
 
-``build_protocol`` makes what the rungs share, ``run_ladder`` trains and scores;
+``build_protocol`` makes what the rungs share, ``run_ladder`` trains and scores (the scores:
+``ladder_scores.py``);
 ``write_rung`` / ``read_rungs`` keep each rung's result as ``<folder>/<recipe>/<rung>.json``
 (a stored rung is reused only under the same ``LadderConfig.rung_key``). Callers:
 ``flows/ladder.py`` (``videomdm evaluate --ladder``) and ``benchmarks/ladder.py``.
@@ -38,32 +39,28 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from videomdm.config import preset
 from videomdm.errors import UserError
 from videomdm.models.evaluation.generation import (
     MotionEncoderConfig,
     bone_length_variation,
-    diversity,
     embed,
     encoder_state,
-    frechet_distance,
-    load_encoder,
+    joint_speed,
+    pairwise_distance,
     train_motion_encoder,
 )
+from videomdm.models.evaluation.ladder_scores import score_rung
 from videomdm.models.evaluation.protocol import View, score_predictions, synthetic_views
 from videomdm.models.lifter.network import LifterConfig
 from videomdm.models.lifter.train import split_by_clip, split_by_source, train_lifter
-from videomdm.models.mdm.config import DenoiserConfig, DiffusionConfig, GuidanceConfig, TrainConfig
-from videomdm.models.mdm.pipeline import NO_CAPTION, VideoMDM
-from videomdm.models.mdm.schedulers import Scheduler
+from videomdm.models.mdm.config import DenoiserConfig, DiffusionConfig, TrainConfig
+from videomdm.models.mdm.pipeline import NO_CAPTION
 from videomdm.models.mdm.text_encoder import TextEncoder
 from videomdm.models.mdm.trainer import Trainer
 from videomdm.models.motion.cameras import project
-from videomdm.models.motion.features import canonicalize, features_to_joints, joints_to_features
 from videomdm.models.motion.sample import MotionSample
-from videomdm.models.motion.skeleton import body_size_factor, root
 
 log = logging.getLogger(__name__)
 
@@ -286,33 +283,12 @@ def _generation_reference(cfg: LadderConfig, train: list[Any], val: list[Any]) -
         "encoder": encoder_state(encoder),
         "real_emb": embed(encoder, wins),
         "real_stats": {
-            "within_prompt": _pairwise(np.stack(wins)),
+            "within_prompt": pairwise_distance(np.stack(wins)),
             "bone_cv": float(np.mean([bone_length_variation(w) for w in wins])),
-            "joint_speed": float(np.mean([_joint_speed(w) for w in wins])),
+            "joint_speed": float(np.mean([joint_speed(w) for w in wins])),
         },
         "prompts": [val[i].text or NO_CAPTION for i in rng.integers(len(val), size=cfg.n_generate)],
     }
-
-
-# --- metrics on motions ------------------------------------------------------------------
-
-
-def _rel(joints: np.ndarray) -> np.ndarray:
-    """Root-relative joints ``(..., T, 17, 3)``."""
-    return joints - root(joints)[..., None, :]
-
-
-def _pairwise(motions: np.ndarray) -> float:
-    """Mean pairwise Euclidean distance (m, over all coordinates of the window) of
-    root-relative motions ``(N, T, 17, 3)``."""
-    flat = _rel(np.asarray(motions, np.float64)).reshape(len(motions), -1)
-    d = np.linalg.norm(flat[:, None] - flat[None], axis=-1)
-    return float(d[np.triu_indices(len(motions), 1)].mean())
-
-
-def _joint_speed(joints: np.ndarray, fps: float = 30.0) -> float:
-    """Mean speed (m/s) of the joints relative to the root, ``(T, 17, 3)``."""
-    return float(np.linalg.norm(np.diff(_rel(joints), axis=0), axis=-1).mean() * fps)
 
 
 # --- one rung ----------------------------------------------------------------------------
@@ -349,107 +325,6 @@ def train_rung(
         "loss_last": float(np.mean(losses[-100:])),
     }
     return trainer.state_dict(), stats
-
-
-class _FixedText(TextEncoder):
-    """The protocol's text embeddings, without loading the sentence model."""
-
-    def __init__(self, table: Mapping[str, np.ndarray]):
-        super().__init__()
-        self.table = table
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        return np.stack([self.table[t] for t in texts]).astype(np.float32)
-
-
-def _probe_windows(data: LadderData, window: int) -> tuple[np.ndarray, list[str]]:
-    """Clean held-out windows ``(N, window, 17, 3)`` (start and middle of each clip)."""
-    wins, texts = [], []
-    for v in data.val["in"]:
-        j = v.truth.joints
-        for s in sorted({0, max(0, (len(j) - window) // 2)}):
-            if len(j) - s >= window:
-                wins.append(j[s : s + window])
-                texts.append(v.truth.text or NO_CAPTION)
-    return np.stack(wins).astype(np.float64), texts
-
-
-@torch.no_grad()
-def probe_x0(mdm: VideoMDM, data: LadderData, ts: Sequence[int]) -> dict[str, float]:
-    """Root-relative joint error (mm) of x0_hat against a clean held-out input noised to
-    each ``t`` (``err_tN``), and of returning the input, x_t / sqrt(abar) (``copy_tN``). A
-    model trained in the body-size gauge is probed in it."""
-    cfg = mdm.train_config
-    wins, texts = _probe_windows(data, cfg.window)
-    if cfg.size_gauge and cfg.supervision == "2d":
-        wins = np.stack([w * body_size_factor(w) for w in wins])
-    target = np.stack([canonicalize(w) for w in wins])
-    z0 = mdm.normalizer.normalize(
-        torch.as_tensor(np.stack([joints_to_features(w, mdm.fps) for w in wins]))
-    )
-    cond = torch.as_tensor(np.stack([data.texts[t] for t in texts]))
-    sched, pred = Scheduler(mdm.diffusion), mdm.diffusion.prediction
-    noise = torch.randn(z0.shape, generator=torch.Generator().manual_seed(123))
-    out: dict[str, float] = {}
-    for t in ts:
-        tb = torch.full((len(z0),), t, dtype=torch.long)
-        zt = sched.add_noise(z0, noise, tb)
-        z0_hat = sched.convert(mdm.denoiser(zt, tb, cond).float(), zt, tb, pred, "x0")
-        for key, z in (("err", z0_hat), ("copy", zt / sched.sqrt_alphas_cumprod[t])):
-            joints = features_to_joints(mdm.normalizer.denormalize(z)).numpy()
-            err = np.linalg.norm(_rel(joints) - _rel(target), axis=-1).mean() * 1000
-            out[f"{key}_t{t}"] = float(err)
-    return out
-
-
-def score_reconstruction(mdm: VideoMDM, data: LadderData, cfg: LadderConfig) -> dict[str, float]:
-    """MPJPE, N-MPJPE, PA-MPJPE and acceleration error of guided reconstruction of the
-    held-out views of each lifter (from noise, in the lifter's camera and world frame)."""
-    guidance = GuidanceConfig(steps=cfg.sample_steps, dps_scale=cfg.dps_scale)
-    out: dict[str, float] = {}
-    for lifter in cfg.recon_lifters:
-        views = data.val[lifter]
-        preds = [mdm.reconstruct(v.lifted, guidance, cfg.seed).in_world_of(v.lifted) for v in views]
-        scores = score_predictions(views, {"model": preds})["model"]
-        out |= {f"recon_{lifter}_{k}": v for k, v in scores.items()}
-    return out
-
-
-def score_generation(mdm: VideoMDM, data: LadderData, cfg: LadderConfig) -> dict[str, float]:
-    """FID and diversity of prompted samples (held-out texts), diversity among samples of one
-    prompt, bone-length variation and joint speed relative to the root."""
-    encoder = load_encoder(data.encoder)
-    seconds = encoder.cfg.window / mdm.fps
-
-    def sample(texts: list[str], seed: int) -> np.ndarray:
-        return mdm.generate(texts, 1, seconds, cfg.sample_steps, cfg.cfg_scale, seed)
-
-    gen = sample(data.prompts, cfg.seed)
-    emb = embed(encoder, list(gen))
-    names = list(dict.fromkeys(data.prompts))[: cfg.n_prompts]
-    within = sample([n for n in names for _ in range(cfg.per_prompt)], cfg.seed + 1)
-    groups = within.reshape(len(names), cfg.per_prompt, *within.shape[1:])
-    return {
-        "fid": frechet_distance(emb, data.real_emb),
-        "diversity": diversity(emb),
-        "within_prompt": float(np.mean([_pairwise(g) for g in groups])),
-        "bone_cv": float(np.mean([bone_length_variation(m) for m in gen])),
-        "joint_speed": float(np.mean([_joint_speed(m) for m in gen])),
-    }
-
-
-def score_rung(state: dict[str, Any], data: LadderData, cfg: LadderConfig) -> dict[str, float]:
-    """Every metric of a trained rung (its EMA weights), flat."""
-    mdm = VideoMDM.from_checkpoint(state)
-    mdm.text_encoder = _FixedText(data.texts)
-    t0 = time.perf_counter()
-    out = probe_x0(mdm, data, cfg.probe_ts)
-    t1 = time.perf_counter()
-    out |= score_reconstruction(mdm, data, cfg)
-    t2 = time.perf_counter()
-    out |= score_generation(mdm, data, cfg)
-    t3 = time.perf_counter()
-    return out | {"probe_s": t1 - t0, "recon_s": t2 - t1, "gen_s": t3 - t2}
 
 
 def run_rung(data: LadderData, rung: str, cfg: LadderConfig) -> RungResult:
