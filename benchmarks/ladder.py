@@ -33,9 +33,9 @@ from videomdm.models.evaluation.ladder import (
     build_protocol,
     read_rungs,
     run_ladder,
-    table,
     write_rung,
 )
+from videomdm.models.evaluation.ladder_scores import table
 from videomdm.models.viz.plots import plot_ladder
 
 

@@ -31,9 +31,8 @@ import dataclasses
 import hashlib
 import json
 import logging
-import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,7 +50,7 @@ from videomdm.models.evaluation.generation import (
     pairwise_distance,
     train_motion_encoder,
 )
-from videomdm.models.evaluation.ladder_scores import score_rung
+from videomdm.models.evaluation.ladder_scores import score_rung, table
 from videomdm.models.evaluation.protocol import View, score_predictions, synthetic_views
 from videomdm.models.lifter.network import LifterConfig
 from videomdm.models.lifter.train import split_by_clip, split_by_source, train_lifter
@@ -386,48 +385,3 @@ def read_rungs(cfg: LadderConfig, folder: str | Path) -> dict[str, RungResult]:
     return {
         r: RungResult.from_dict(json.loads(p.read_text())) for r, p in paths.items() if p.exists()
     }
-
-
-# --- reporting ---------------------------------------------------------------------------
-
-COLUMNS: tuple[tuple[str, str], ...] = (
-    ("copy_t2", "copy t2"),
-    ("err_t2", "x0 err t2"),
-    ("err_t10", "t10"),
-    ("err_t25", "t25"),
-    ("err_t40", "t40"),
-    ("within_prompt", "within"),
-    ("diversity", "div"),
-    ("fid", "FID"),
-    ("bone_cv", "bone CV"),
-    ("joint_speed", "speed m/s"),
-    ("recon_in_mpjpe_mm", "MPJPE in"),
-    ("recon_in_n_mpjpe_mm", "N in"),
-    ("recon_in_pa_mpjpe_mm", "PA in"),
-    ("recon_in_accel_error", "acc in"),
-    ("recon_weak_mpjpe_mm", "MPJPE weak"),
-    ("recon_weak_n_mpjpe_mm", "N weak"),
-    ("recon_weak_pa_mpjpe_mm", "PA weak"),
-    ("recon_weak_accel_error", "acc weak"),
-    ("clipped_share", "clipped"),
-    ("grad_norm_median", "|g| med"),
-)
-
-
-def table(rungs: Sequence[RungResult]) -> str:
-    """A markdown table: one row per (recipe, rung), then the first rung's lifter and real
-    (held-out) reference rows."""
-
-    def cells(values: Mapping[str, float]) -> str:
-        return " | ".join(
-            f"{values[k]:.3g}" if k in values and math.isfinite(values[k]) else ""
-            for k, _ in COLUMNS
-        )
-
-    rows = ["| recipe | rung | " + " | ".join(c for _, c in COLUMNS) + " |"]
-    rows.append("|" + "---|" * (len(COLUMNS) + 2))
-    rows += [f"| {r.recipe} | {r.rung} | {cells(r.metrics)} |" for r in rungs]
-    if rungs:
-        rows.append(f"| lifters | | {cells(rungs[0].lifters)} |")
-        rows.append(f"| real (held-out) | | {cells(rungs[0].real)} |")
-    return "\n".join(rows)

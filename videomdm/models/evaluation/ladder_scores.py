@@ -1,9 +1,11 @@
 """Scoring one trained rung of the ladder (``ladder.py``): does x0_hat read a clean held-out
 input noised to small t (``probe_x0``), guided reconstruction of each lifter's held-out views,
-and generation (FID, diversity, within-prompt diversity, bone-length variation, joint speed)."""
+and generation (FID, diversity, within-prompt diversity, bone-length variation, joint speed);
+and the table of those scores (``COLUMNS``, ``table``)."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -30,7 +32,7 @@ from videomdm.models.motion.features import canonicalize, features_to_joints, jo
 from videomdm.models.motion.skeleton import body_size_factor
 
 if TYPE_CHECKING:
-    from videomdm.models.evaluation.ladder import LadderConfig, LadderData
+    from videomdm.models.evaluation.ladder import LadderConfig, LadderData, RungResult
 
 
 class _FixedText(TextEncoder):
@@ -134,3 +136,48 @@ def score_rung(state: dict[str, Any], data: LadderData, cfg: LadderConfig) -> di
     out |= score_generation(mdm, data, cfg)
     t3 = time.perf_counter()
     return out | {"probe_s": t1 - t0, "recon_s": t2 - t1, "gen_s": t3 - t2}
+
+
+# --- reporting ---------------------------------------------------------------------------
+
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("copy_t2", "copy t2"),
+    ("err_t2", "x0 err t2"),
+    ("err_t10", "t10"),
+    ("err_t25", "t25"),
+    ("err_t40", "t40"),
+    ("within_prompt", "within"),
+    ("diversity", "div"),
+    ("fid", "FID"),
+    ("bone_cv", "bone CV"),
+    ("joint_speed", "speed m/s"),
+    ("recon_in_mpjpe_mm", "MPJPE in"),
+    ("recon_in_n_mpjpe_mm", "N in"),
+    ("recon_in_pa_mpjpe_mm", "PA in"),
+    ("recon_in_accel_error", "acc in"),
+    ("recon_weak_mpjpe_mm", "MPJPE weak"),
+    ("recon_weak_n_mpjpe_mm", "N weak"),
+    ("recon_weak_pa_mpjpe_mm", "PA weak"),
+    ("recon_weak_accel_error", "acc weak"),
+    ("clipped_share", "clipped"),
+    ("grad_norm_median", "|g| med"),
+)
+
+
+def table(rungs: Sequence[RungResult]) -> str:
+    """A markdown table: one row per (recipe, rung), then the first rung's lifter and real
+    (held-out) reference rows."""
+
+    def cells(values: Mapping[str, float]) -> str:
+        return " | ".join(
+            f"{values[k]:.3g}" if k in values and math.isfinite(values[k]) else ""
+            for k, _ in COLUMNS
+        )
+
+    rows = ["| recipe | rung | " + " | ".join(c for _, c in COLUMNS) + " |"]
+    rows.append("|" + "---|" * (len(COLUMNS) + 2))
+    rows += [f"| {r.recipe} | {r.rung} | {cells(r.metrics)} |" for r in rungs]
+    if rungs:
+        rows.append(f"| lifters | | {cells(rungs[0].lifters)} |")
+        rows.append(f"| real (held-out) | | {cells(rungs[0].real)} |")
+    return "\n".join(rows)
