@@ -25,7 +25,8 @@ from rich.console import Console
 from rich.table import Table
 
 from videomdm.models.perception.config import PerceptionConfig
-from videomdm.models.perception.detection import letterbox_geometry, make_session
+from videomdm.models.perception.detection import make_session
+from videomdm.models.perception.letterbox import letterbox_geometry
 from videomdm.models.perception.pipeline import (
     PersonFrames,
     StageTimes,

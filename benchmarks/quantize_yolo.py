@@ -50,15 +50,13 @@ from rich.table import Table
 
 from videomdm.models.perception.detection import (
     Detections,
-    Letterbox,
     YoloPoseConfig,
     box_iou,
     decode_yolo_pose,
-    letterbox_batch,
-    letterbox_geometry,
     make_session,
     yolo_input,
 )
+from videomdm.models.perception.letterbox import Letterbox, letterbox_batch, letterbox_geometry
 from videomdm.models.perception.video import iter_frame_batches, probe_video
 
 log = logging.getLogger("benchmarks.quantize_yolo")

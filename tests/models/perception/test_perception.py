@@ -17,10 +17,9 @@ from videomdm.models.perception.detection import (
     YoloPoseDetector,
     YoloxDetector,
     box_iou,
-    letterbox,
-    letterbox_geometry,
     nms,
 )
+from videomdm.models.perception.letterbox import letterbox, letterbox_geometry
 from videomdm.models.perception.pipeline import (
     PersonFrames,
     extractor_id,
