@@ -105,5 +105,10 @@ def test_recipes_build_valid_configs():
     model, train, diffusion = RECIPES["skip"].configs("2d", 7)
     assert (model.skip, model.skip_smoothing, model.width) == ("learned", 2.0, 128)
     assert (train.lambda_vel, train.steps, train.supervision) == (7.0, 7, "2d")
-    model, train, _ = RECIPES["vel350"].configs("3d", 7)
+    model, train, diffusion = RECIPES["vel350"].configs("3d", 7)
     assert model.skip == "none" and train.supervision == "3d" and train.lambda_vel == 350.0
+    assert not diffusion.rigid_bones  # the recipes measured before the projection keep none
+    model, _, diffusion = RECIPES["default"].configs("2d", 7)
+    assert model.skip == "gaussian" and diffusion.rigid_bones  # today's defaults
+    model, _, diffusion = RECIPES["plain"].configs("2d", 7)
+    assert model.skip == "none" and not diffusion.rigid_bones

@@ -12,6 +12,7 @@ from videomdm.config import preset
 from videomdm.models.mdm import losses, schedulers, text_encoder
 from videomdm.models.mdm.config import DenoiserConfig, DiffusionConfig
 from videomdm.models.mdm.denoiser import Denoiser, FastDropout
+from videomdm.models.mdm.prior import fit_gaussian_prior
 from videomdm.models.motion import features
 from videomdm.models.motion.cameras import project, sample_cameras, world_to_camera
 from videomdm.models.motion.layout import FEATURE_DIM
@@ -129,9 +130,17 @@ def test_classifier_free_guidance_and_hook():
 # --- denoiser -----------------------------------------------------------------------------
 
 
+def _with_prior(model: Denoiser) -> Denoiser:
+    """The preset's Gaussian skip with statistics of smooth random sequences."""
+    seqs = [torch.randn(90, FEATURE_DIM).cumsum(0) / 5 for _ in range(3)]
+    model.set_prior(*fit_gaussian_prior(seqs, 64))
+    return model
+
+
 def test_denoiser_shapes_and_padding_invariance():
     torch.manual_seed(0)
-    model = Denoiser(SMALL).eval()
+    model = _with_prior(Denoiser(SMALL)).eval()
+    assert SMALL.skip == "gaussian"  # the presets' denoiser
     x, t, cond = torch.randn(2, 20, FEATURE_DIM), torch.tensor([3, 40]), torch.randn(2, 384)
     with torch.no_grad():
         ref = model(x, t, cond)
@@ -142,7 +151,7 @@ def test_denoiser_shapes_and_padding_invariance():
         assert torch.allclose(out[:, :20], ref, atol=1e-5)
         dropped = model(x, t, cond, drop_cond=torch.tensor([True, True]))
         assert torch.allclose(dropped, model(x, t, None), atol=1e-6)
-    labels = Denoiser(dataclasses.replace(SMALL, cond_mode="label", num_labels=7))
+    labels = _with_prior(Denoiser(dataclasses.replace(SMALL, cond_mode="label", num_labels=7)))
     assert labels(x, t, torch.tensor([1, 6])).shape == x.shape
     with pytest.raises(ValueError, match="text"):
         DenoiserConfig(cond_mode="audio")
@@ -175,7 +184,9 @@ def test_fast_dropout_matches_nn_dropout_statistics(dtype):
 
 def test_condition_dropped_during_training():
     torch.manual_seed(0)
-    model = Denoiser(dataclasses.replace(SMALL, dropout=0.0, cond_drop_prob=0.5)).train()
+    # a plain x0 predictor: the Gaussian skip zero-initialises the output, hiding the condition
+    model = Denoiser(dataclasses.replace(SMALL, dropout=0.0, cond_drop_prob=0.5, skip="none"))
+    model.train()
     x, t, cond = torch.randn(64, 6, FEATURE_DIM), torch.full((64,), 10), torch.randn(64, 384)
     with torch.no_grad():
         train_out = model(x, t, cond)

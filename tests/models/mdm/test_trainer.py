@@ -191,9 +191,11 @@ def _rough(s: MotionSample, n: int = 50) -> MotionSample:
 
 
 def _copying(tr: Trainer) -> VideoMDM:
-    """The trainer's model, with an x0 'denoiser' that returns its input."""
+    """The trainer's model, with an x0 'denoiser' that returns its input (and a sampler that
+    keeps it: no rigid-bone projection)."""
     m = VideoMDM.from_checkpoint(tr.state_dict())
     m.denoiser.forward = lambda x, *args, **kwargs: x  # type: ignore[method-assign]
+    m.diffusion = dataclasses.replace(m.diffusion, rigid_bones=False)
     return m
 
 

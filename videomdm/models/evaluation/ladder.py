@@ -91,16 +91,23 @@ class Recipe:
 
 
 _SKIP = (("skip", "learned"), ("skip_smoothing", 2.0))
+_PLAIN = (("skip", "none"),)  # the denoiser before the Gaussian skip
+_FREE = (("rigid_bones", False),)  # sampling without the rigid-bone projection
 RECIPES: dict[str, Recipe] = {
-    "default": Recipe(),  # today's defaults (lambda_vel 7 since the ladder)
+    # today's defaults: the Gaussian skip, rigid-bone sampling, lambda_vel 7
+    "default": Recipe(),
+    # the same without the rigid-bone projection while sampling
+    "free": Recipe("free", diffusion=_FREE),
+    # the default before the Gaussian skip: a plain x0 predictor, lambda_vel 7
+    "plain": Recipe("plain", model=_PLAIN, diffusion=_FREE),
     # the paper's 2D velocity weight, the default before the ladder (LOG, H(c))
-    "vel350": Recipe("vel350", train=(("lambda_vel", 350.0),)),
+    "vel350": Recipe("vel350", train=(("lambda_vel", 350.0),), model=_PLAIN, diffusion=_FREE),
     # x0_hat = a(t) * S(x_t) + F with S a Gaussian of 2 frames (DenoiserConfig.skip)
-    "skip": Recipe("skip", model=_SKIP),
+    "skip": Recipe("skip", model=_SKIP, diffusion=_FREE),
     # the same, the skip only below step 10 (plain x0 prediction above: no noise carried)
-    "skip10": Recipe("skip10", model=(*_SKIP, ("skip_max_t", 10))),
+    "skip10": Recipe("skip10", model=(*_SKIP, ("skip_max_t", 10)), diffusion=_FREE),
     # the skip, and a prior on rigid bones against the noise it passes through
-    "skip_bone": Recipe("skip_bone", train=(("lambda_bone", 10.0),), model=_SKIP),
+    "skip_bone": Recipe("skip_bone", train=(("lambda_bone", 10.0),), model=_SKIP, diffusion=_FREE),
 }
 
 
@@ -124,7 +131,7 @@ class LadderConfig:
     per_prompt: int = 8
     sample_steps: int = 50
     cfg_scale: float = 2.5
-    dps_scale: float = 10.0
+    dps_scale: float = 3.0  # GuidanceConfig's; the rungs before the Gaussian skip used 10
     recon_lifters: tuple[str, ...] = LIFTERS
 
     def __post_init__(self) -> None:

@@ -21,7 +21,7 @@ Schedule = Literal["cosine", "linear"]
 Prediction = Literal["x0", "epsilon", "v"]
 Supervision = Literal["2d", "3d"]
 GuidanceKind = Literal["dps", "adam"]
-SkipMode = Literal["none", "learned"]
+SkipMode = Literal["none", "learned", "gaussian"]
 
 COND_MODES: tuple[str, ...] = get_args(CondMode)
 ACTIVATIONS: tuple[str, ...] = get_args(Activation)
@@ -59,7 +59,9 @@ class DenoiserConfig:
     # Research option (issue 17, the ladder): "learned" makes the output
     # x0_hat = a(t) * S(x_t) + F(x_t, t, c), with a a per-(step, channel) parameter initialised
     # at sqrt(abar_t), S a fixed temporal Gaussian of sigma ``skip_smoothing`` frames (0: none)
-    # and F the transformer, its output projection zero-initialised. Only for x0 prediction
+    # and F the transformer, its output projection zero-initialised. Only for x0 prediction.
+    # "gaussian": x0_hat = G(x_t, t) + c(t) F, G the posterior mean under a Gaussian model of
+    # the training motions, c(t) its error (``mdm/prior.py``)
     skip: SkipMode = "none"
     skip_smoothing: float = 0.0
     skip_max_t: int = 0  # the skip only below this step (a(t) = 0 from it on); 0: every step
@@ -88,6 +90,9 @@ class DiffusionConfig:
     schedule: Schedule = "cosine"
     prediction: Prediction = "x0"  # what the network outputs
     cosine_s: float = 0.008
+    # sampling projects each step's x0_hat onto rigid bones (``features.rigid_features``),
+    # as image models clip x0_hat to the pixel range; generation and reconstruction alike
+    rigid_bones: bool = True
 
     def __post_init__(self) -> None:
         check_choice("schedule", self.schedule, SCHEDULES)
@@ -170,7 +175,10 @@ class GuidanceConfig:
     kind: GuidanceKind = "dps"
     strength: float = 1.0  # 1: start from noise; < 1: from the lifter's motion noised this far
     steps: int = 50  # DDIM steps over the full schedule
-    dps_scale: float = 10.0  # dps: step on x_t, normalised features per sqrt(loss)
+    # dps: step on x_t, normalised features per sqrt(loss). 3 for a model that reads x_t (the
+    # Gaussian skip: 10 diverges, 0.3 / 1 / 3 scored 173 / 170 / 163 mm on the ladder's R1);
+    # models without the skip barely respond to x_t and were run at 10
+    dps_scale: float = 3.0
     iters: int = 10  # adam: steps on x0_hat per denoising step
     lr: float = 0.05  # adam: in normalised feature units
     final_iters: int = 50  # adam: extra refinement of the last x0

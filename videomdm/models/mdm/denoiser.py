@@ -14,6 +14,12 @@ With ``skip="learned"`` (a research option, issue 17) the output is
 temporally smoothed) input, initialised at sqrt(abar_t), plus the transformer, whose output
 projection starts at zero. A 2D-only model trained without it ignores x_t; with it, it reads
 x_t from the first step (the ladder, ``evaluation.ladder``).
+
+With ``skip="gaussian"`` the output is ``G(x_t, t) + c(t) * F(x_t, t, c)``: ``G`` the exact
+posterior mean under a Gaussian model of the training motions (``prior.py``; its statistics
+are buffers that ``Trainer`` fits with ``set_prior``) and ``c(t)`` the root of the error it
+leaves (EDM's c_skip and c_out with the data's covariance in place of one variance). Until
+the statistics are set the prior is white unit-variance noise (G = sqrt(abar) x_t).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import torch
 from torch import nn
 
 from videomdm.models.mdm.config import AMP_DTYPES, DenoiserConfig, DiffusionConfig, check_choice
+from videomdm.models.mdm.prior import GaussianDenoiser
 from videomdm.models.mdm.schedulers import Scheduler
 
 log = logging.getLogger(__name__)
@@ -147,6 +154,9 @@ class Denoiser(nn.Module):
     pos: torch.Tensor  # (max_frames + 1, D) buffer
     skip_kernel: torch.Tensor  # (2r + 1,) buffer, only with a smoothed skip
     skip_mask: torch.Tensor  # (S, 1) buffer: 1 where the skip acts, 0 from skip_max_t on
+    prior_basis: torch.Tensor  # (F, F) buffer, only with the Gaussian skip
+    prior_acov: torch.Tensor  # (F, max_frames) buffer, only with the Gaussian skip
+    skip_abar: torch.Tensor  # (S,) buffer, only with the Gaussian skip
 
     def __init__(self, cfg: DenoiserConfig, diffusion: DiffusionConfig | None = None):
         super().__init__()
@@ -180,6 +190,8 @@ class Denoiser(nn.Module):
         self.skip: nn.Parameter | None = None
         if cfg.skip == "learned":
             self._init_skip(cfg, diffusion or DiffusionConfig())
+        elif cfg.skip == "gaussian":
+            self._init_gaussian(cfg, diffusion or DiffusionConfig())
         log.debug("denoiser with %.2fM parameters", sum(p.numel() for p in self.parameters()) / 1e6)
 
     def _init_skip(self, cfg: DenoiserConfig, diffusion: DiffusionConfig) -> None:
@@ -197,6 +209,43 @@ class Denoiser(nn.Module):
         if cfg.skip_smoothing > 0:
             kernel = gaussian_kernel(cfg.skip_smoothing)
             self.register_buffer("skip_kernel", kernel, persistent=False)
+
+    def _init_gaussian(self, cfg: DenoiserConfig, diffusion: DiffusionConfig) -> None:
+        if diffusion.prediction != "x0":
+            raise ValueError(f"skip='gaussian' needs x0 prediction, not {diffusion.prediction!r}")
+        abar = Scheduler(diffusion).alphas_cumprod
+        self.register_buffer("skip_abar", abar, persistent=False)
+        self.register_buffer("prior_basis", torch.eye(cfg.n_feats))
+        # until ``set_prior``: white unit-variance features (what normalising aims at), whose
+        # posterior mean is sqrt(abar) x_t, EDM's c_skip for unit-variance data
+        acov = torch.zeros(cfg.n_feats, cfg.max_frames)
+        acov[:, 0] = 1.0
+        self.register_buffer("prior_acov", acov)
+        self.gaussian = GaussianDenoiser()
+        nn.init.zeros_(self.output_proj.weight)
+        nn.init.zeros_(self.output_proj.bias)
+
+    def set_prior(self, basis: torch.Tensor, acov: torch.Tensor) -> None:
+        """The Gaussian skip's statistics (``prior.fit_gaussian_prior``)."""
+        self.prior_basis.copy_(basis)
+        self.prior_acov.zero_()
+        self.prior_acov[:, : acov.shape[1]] = acov[:, : self.prior_acov.shape[1]]
+
+    def gaussian_term(
+        self, x: torch.Tensor, t: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The Gaussian skip over each clip's real frames (``mask``: a prefix of each row), in
+        float32: the posterior mean ``(B, T, F)`` (0 on padding) and its error scale ``(B,)``."""
+        abar, stats = self.skip_abar[t], (self.prior_basis, self.prior_acov)
+        with torch.autocast(x.device.type, enabled=False):
+            if mask is None or bool(mask.all()):
+                return self.gaussian(x, abar, *stats)
+            g, scale = torch.zeros_like(x, dtype=torch.float32), x.new_zeros(len(x))
+            lengths = mask.sum(dim=1)
+            for n in lengths.unique().tolist():
+                rows = lengths == n
+                g[rows, :n], scale[rows] = self.gaussian(x[rows, :n], abar[rows], *stats)
+            return g, scale
 
     def skip_term(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """``a(t) * S(x)`` in float32 (outside autocast): ``(B, T, F)``; 0 without a skip."""
@@ -234,4 +283,7 @@ class Denoiser(nn.Module):
             pad = torch.cat([torch.zeros_like(mask[:, :1]), ~mask], dim=1)  # (B, 1 + T)
         h = self.encoder(tokens, src_key_padding_mask=pad)  # (B, 1 + T, D)
         out = self.output_proj(h[:, 1:])  # (B, T, F)
+        if self.cfg.skip == "gaussian":
+            g, scale = self.gaussian_term(x, t, mask)
+            return g + scale[:, None, None] * out.float()
         return out if self.skip is None else out + self.skip_term(x, t)

@@ -74,7 +74,8 @@ class VideoMDM:
         else:
             state = torch.load(path_or_state, map_location="cpu", weights_only=True)
             default_name = Path(path_or_state).stem
-        diffusion = DiffusionConfig(**state["diffusion_config"])
+        # checkpoints from before the rigid-bone projection sampled without it
+        diffusion = DiffusionConfig(**({"rigid_bones": False} | state["diffusion_config"]))
         model = Denoiser(DenoiserConfig(**state["model_config"]), diffusion)
         model.load_state_dict(state["ema"])
         model.to(device).eval()

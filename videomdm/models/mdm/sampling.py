@@ -24,7 +24,12 @@ from videomdm.models.mdm.data import canonical_camera
 from videomdm.models.mdm.denoiser import Denoiser, autocast
 from videomdm.models.mdm.losses import reprojection_loss
 from videomdm.models.mdm.schedulers import DDIMScheduler, sample
-from videomdm.models.motion.features import Normalizer, features_to_joints, joints_to_features
+from videomdm.models.motion.features import (
+    Normalizer,
+    features_to_joints,
+    joints_to_features,
+    rigid_features,
+)
 from videomdm.models.motion.layout import FEATURE_DIM
 
 log = logging.getLogger(__name__)
@@ -65,10 +70,21 @@ def generate(
         sched,
         guidance_scale,
         None if cond is None else cond.to(device),
+        guidance_fn=_rigid_fn(norm) if diffusion_cfg.rigid_bones else None,
         generator=gen,
         device=device,
     )
     return features_to_joints(norm.denormalize(z)).cpu().numpy()
+
+
+def _rigid_fn(norm: Normalizer, mask: torch.Tensor | None = None):
+    """x0_hat (normalised) -> the same with rigid bones (``DiffusionConfig.rigid_bones``)."""
+
+    def fn(z0: torch.Tensor, step: int) -> torch.Tensor:
+        with torch.no_grad():
+            return norm.normalize(rigid_features(norm.denormalize(z0), mask))
+
+    return fn
 
 
 class Windows(NamedTuple):
@@ -181,8 +197,13 @@ def reconstruct(
             diffusion_cfg.prediction,
         )
 
+    rigid = _rigid_fn(norm, win.mask) if diffusion_cfg.rigid_bones else None
+    fit = not dps and cfg.iters
+
     def guide(z0_hat: torch.Tensor, step: int) -> torch.Tensor:
-        return _fit_2d(z0_hat, norm, win, loss, cfg, cfg.iters)
+        if fit:
+            z0_hat = _fit_2d(z0_hat, norm, win, loss, cfg, cfg.iters)
+        return z0_hat if rigid is None else rigid(z0_hat, step)
 
     z = sample(
         _model_fn(model, win.mask, cfg.amp),
@@ -190,7 +211,7 @@ def reconstruct(
         sched,
         cfg.guidance_scale,
         conds,
-        guidance_fn=guide if not dps and cfg.iters else None,
+        guidance_fn=guide if fit or rigid is not None else None,
         generator=gen,
         x_T=x_T,
         device=device,
@@ -199,6 +220,7 @@ def reconstruct(
     )
     if not dps and cfg.final_iters:
         z = _fit_2d(z, norm, win, loss, cfg, cfg.final_iters)
+        z = z if rigid is None else rigid(z, 0)
     return features_to_joints(norm.denormalize(z)).cpu().numpy().astype(np.float64)
 
 

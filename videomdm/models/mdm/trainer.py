@@ -42,6 +42,7 @@ from videomdm.models.mdm.losses import (
     supervised_3d_loss,
     total_loss,
 )
+from videomdm.models.mdm.prior import fit_gaussian_prior
 from videomdm.models.mdm.schedulers import Scheduler
 from videomdm.models.motion.cameras import world_to_camera
 from videomdm.models.motion.features import (
@@ -142,7 +143,12 @@ class Trainer:
         self.device, self.rank, self.world_size = torch.device(device), rank, world_size
         self.norm = norm or Normalizer.fit([joints_to_features(s.joints, s.fps) for s in kept])
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
-        self.raw_model = Denoiser(model_cfg, self.diffusion_cfg).to(self.device)
+        self.raw_model = Denoiser(model_cfg, self.diffusion_cfg)
+        if model_cfg.skip == "gaussian":  # the skip's statistics: of the motions noised here
+            feats = [joints_to_features(s.joints, s.fps) for s in self.samples]
+            seqs = [self.norm.normalize(torch.as_tensor(f)) for f in feats]
+            self.raw_model.set_prior(*fit_gaussian_prior(seqs, model_cfg.max_frames))
+        self.raw_model.to(self.device)
         self.model: nn.Module = self.raw_model
         if world_size > 1:
             self.model = nn.parallel.DistributedDataParallel(self.raw_model)

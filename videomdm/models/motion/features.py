@@ -24,7 +24,14 @@ import numpy as np
 import torch
 
 from videomdm.models.motion.layout import FEATURE_DIM, FEATURE_LAYOUT
-from videomdm.models.motion.skeleton import JOINT_INDEX, NUM_JOINTS, facing, root
+from videomdm.models.motion.skeleton import (
+    JOINT_INDEX,
+    NUM_JOINTS,
+    PARENTS,
+    RIGID_BONES,
+    facing,
+    root,
+)
 
 log = logging.getLogger(__name__)
 
@@ -205,3 +212,55 @@ def redundant_features(joints: torch.Tensor, fps: float = 30.0) -> torch.Tensor:
     floor = feet[..., 1].flatten(-2).amin(-1)[..., None, None]  # (B, 1, 1)
     contact = (speed < CONTACT_SPEED_MPS) & (feet[..., 1] < floor + CONTACT_HEIGHT_M)
     return torch.cat([local_vel.flatten(-2), contact.to(joints.dtype)], dim=-1)
+
+
+def _tree_order() -> tuple[int, ...]:
+    """Joints parents first (``skeleton.PARENTS``)."""
+    order, todo = [PARENTS.index(-1)], [j for j in range(NUM_JOINTS) if PARENTS[j] >= 0]
+    while todo:
+        ready = [j for j in todo if PARENTS[j] in order]
+        order += ready
+        todo = [j for j in todo if j not in ready]
+    return tuple(order)
+
+
+_TREE_ORDER = _tree_order()
+
+
+def rigid_features(feats: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Features ``(B, T, FEATURE_DIM)`` (raw, not normalised) whose body keeps its bones: each
+    rigid bone (``skeleton.RIGID_BONES``) set to its median length over the window's frames
+    (``mask`` ``(B, T)``, True on real ones), its direction kept, rebuilt down the tree from the
+    left hip and re-centred on the hip midpoint; the velocity channels move with the joints.
+
+    The motion counterpart of clipping an image diffusion model's x0 estimate to the pixel
+    range: a projection onto bodies that can exist, applied to x0_hat while sampling
+    (``DiffusionConfig.rigid_bones``)."""
+    lay = FEATURE_LAYOUT
+    local = feats[..., lay["local_pos"]].unflatten(-1, (NUM_JOINTS, 3))  # (B, T, 17, 3)
+    parents = torch.tensor([max(p, 0) for p in PARENTS], device=feats.device)
+    bones = local - local[..., parents, :]  # (B, T, 17, 3), zero at the root
+    length = bones.norm(dim=-1, keepdim=True)  # (B, T, 17, 1)
+    real = length.clone()
+    if mask is not None:
+        real = real.masked_fill(~mask[..., None, None], float("nan"))
+    target = real.nanmedian(dim=1, keepdim=True).values  # (B, 1, 17, 1)
+    rigid = torch.zeros(NUM_JOINTS, 1, dtype=torch.bool, device=feats.device)
+    rigid[[c for c, _ in RIGID_BONES]] = True
+    scaled = torch.where(rigid, bones / length.clamp(min=1e-6) * target, bones)
+    joints: list[torch.Tensor | None] = [None] * NUM_JOINTS
+    for j in _TREE_ORDER:
+        p = PARENTS[j]
+        joints[j] = local[..., j, :] if p < 0 else joints[p] + scaled[..., j, :]  # type: ignore[operator]
+    new = torch.stack(joints, dim=-2)  # type: ignore[arg-type]
+    hips = [JOINT_INDEX["left_hip"], JOINT_INDEX["right_hip"]]
+    new = new - new[..., hips, :].mean(dim=-2, keepdim=True)
+    delta = new - local  # (B, T, 17, 3) in each frame's heading frame
+    # local_vel_t = R(-theta_t) (x_t - x_{t-1}): the change of delta in frame t's heading
+    dtheta = feats[..., lay["heading_vel"]][..., 0]  # (B, T)
+    prev = _yaw_rotate(delta[:, :-1], -dtheta[:, 1:, None].expand(delta[:, 1:].shape[:-1]))
+    dvel = torch.nn.functional.pad(delta[:, 1:] - prev, (0, 0, 0, 0, 1, 0))
+    out = feats.clone()
+    out[..., lay["local_pos"]] = new.flatten(-2)
+    out[..., lay["local_vel"]] = feats[..., lay["local_vel"]] + dvel.flatten(-2)
+    return out
