@@ -262,7 +262,7 @@ def evaluate(
     ] = False,
     recipe: Annotated[
         list[str] | None,
-        typer.Option(help="--ladder: training recipe(s) (default, free, plain, vel350, skip, ...); repeatable."),
+        typer.Option(help="--ladder: training recipe(s) (default, free, plain, ...); repeatable."),
     ] = None,
     rungs: Annotated[
         list[str] | None, typer.Option("--rung", help="--ladder: rung(s), e.g. R0; repeatable.")
