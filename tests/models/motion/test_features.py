@@ -50,9 +50,10 @@ def test_rigid_features_fix_the_bones_and_keep_the_features_consistent(mocap):
     joints = next(m for m in mocap if len(m) >= 60)[:60].astype(np.float64)
     clean = torch.as_tensor(features.joints_to_features(joints))[None]
     g = torch.Generator().manual_seed(0)
-    noisy_joints = features.features_to_joints(clean)[0].numpy() + 0.02 * torch.randn(
-        60, 17, 3, generator=g, dtype=torch.float64
-    ).numpy()
+    noisy_joints = (
+        features.features_to_joints(clean)[0].numpy()
+        + 0.02 * torch.randn(60, 17, 3, generator=g, dtype=torch.float64).numpy()
+    )
     noisy = torch.as_tensor(features.joints_to_features(noisy_joints))[None]  # consistent
     rigid = features.rigid_features(noisy)
     out = features.features_to_joints(rigid)[0].numpy()
