@@ -101,6 +101,30 @@ def test_posterior_sampling_step_descends_the_loss():
     assert torch.all(after[0] < before) and torch.all(after[1] < after[0])
 
 
+def test_posterior_sampling_move_is_capped_by_the_noise_level():
+    """Through an identity denoiser one DDIM step to x0 returns x_t minus the DPS move: with a
+    huge scale the move is huge, with the cap its RMS is at most cap * sqrt(1 - abar_t)."""
+    sched = schedulers.DDIMScheduler(DiffusionConfig(), 1)  # t = 49 -> x0
+    target, x_t = torch.randn(3, 10, 4), torch.randn(3, 10, 4)
+
+    def move(cap: float) -> torch.Tensor:
+        out = schedulers.sample(
+            lambda x, t, c, d: x,
+            x_t.shape,
+            sched,
+            x_T=x_t,
+            posterior_loss=lambda z: ((z - target) ** 2).mean(dim=(1, 2)),
+            posterior_scale=1e4,
+            posterior_max=cap,
+        )
+        return (out - x_t).square().mean(dim=(1, 2)).sqrt()  # (B,) RMS of the move
+
+    noise = float(sched.sqrt_one_minus_alphas_cumprod[int(sched.timesteps[0])])
+    assert (move(0.0) > 100).all()
+    capped = move(0.3)
+    assert (capped <= 0.3 * noise + 1e-5).all() and (capped > 0.29 * noise).all()
+
+
 def test_classifier_free_guidance_and_hook():
     assert torch.equal(
         schedulers.cfg_combine(torch.ones(2), torch.zeros(2), 2.5), torch.full((2,), 2.5)

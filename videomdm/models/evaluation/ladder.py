@@ -132,6 +132,7 @@ class LadderConfig:
     sample_steps: int = 50
     cfg_scale: float = 2.5
     dps_scale: float = 3.0  # GuidanceConfig's; the rungs before the Gaussian skip used 10
+    dps_max_step: float = 0.3  # GuidanceConfig's; the rungs before it had none
     recon_lifters: tuple[str, ...] = LIFTERS
 
     def __post_init__(self) -> None:
@@ -148,7 +149,8 @@ class LadderConfig:
     def rung_key(self) -> str:
         """What a rung's result depends on: protocol, recipe, budget and scoring."""
         scoring = ("probe_ts", "n_prompts", "per_prompt", "sample_steps", "cfg_scale")
-        d = {k: getattr(self, k) for k in (*scoring, "dps_scale", "recon_lifters", "steps")}
+        guide = ("dps_scale", "dps_max_step", "recon_lifters", "steps")
+        d = {k: getattr(self, k) for k in (*scoring, *guide)}
         # the configs the recipe resolves to, so that a changed default is a new result
         configs = [self.recipe.configs(s, self.steps) for s in ("2d", "3d")]
         return _digest(d | {"protocol": self.protocol_key(), "recipe": repr(configs)})

@@ -91,7 +91,9 @@ def probe_x0(mdm: VideoMDM, data: LadderData, ts: Sequence[int]) -> dict[str, fl
 def score_reconstruction(mdm: VideoMDM, data: LadderData, cfg: LadderConfig) -> dict[str, float]:
     """MPJPE, N-MPJPE, PA-MPJPE and acceleration error of guided reconstruction of the
     held-out views of each lifter (from noise, in the lifter's camera and world frame)."""
-    guidance = GuidanceConfig(steps=cfg.sample_steps, dps_scale=cfg.dps_scale)
+    guidance = GuidanceConfig(
+        steps=cfg.sample_steps, dps_scale=cfg.dps_scale, dps_max_step=cfg.dps_max_step
+    )
     out: dict[str, float] = {}
     for lifter in cfg.recon_lifters:
         views = data.val[lifter]

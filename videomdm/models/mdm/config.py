@@ -179,6 +179,10 @@ class GuidanceConfig:
     # Gaussian skip: 10 diverges, 0.3 / 1 / 3 scored 173 / 170 / 163 mm on the ladder's R1);
     # models without the skip barely respond to x_t and were run at 10
     dps_scale: float = 3.0
+    # dps: the move's RMS at most this times the step's noise level (0: uncapped). Without it
+    # the ladder's R4 model diverged at scale 3 (joints 1e12 m); with 1.0 / 0.3 / 0.1 its
+    # acceleration error was 181 / 118 / 44 (MPJPE 311 each); on R1 it never binds
+    dps_max_step: float = 0.3
     iters: int = 10  # adam: steps on x0_hat per denoising step
     lr: float = 0.05  # adam: in normalised feature units
     final_iters: int = 50  # adam: extra refinement of the last x0
@@ -189,3 +193,5 @@ class GuidanceConfig:
         if not 0.0 < self.strength <= 1.0:
             raise UserError(f"strength must be in (0, 1], got {self.strength}")
         check_choice("guidance kind", self.kind, GUIDANCE_KINDS)
+        if self.dps_max_step < 0:
+            raise UserError(f"dps_max_step must be >= 0 (0: uncapped), got {self.dps_max_step}")

@@ -217,6 +217,7 @@ def reconstruct(
         device=device,
         posterior_loss=functools.partial(loss_2d, norm=norm, win=win, loss=loss) if dps else None,
         posterior_scale=cfg.dps_scale,
+        posterior_max=cfg.dps_max_step,
     )
     if not dps and cfg.final_iters:
         z = _fit_2d(z, norm, win, loss, cfg, cfg.final_iters)

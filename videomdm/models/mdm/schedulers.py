@@ -317,6 +317,7 @@ def sample(
     device: torch.device | str = "cpu",
     posterior_loss: Callable[[torch.Tensor], torch.Tensor] | None = None,
     posterior_scale: float = 0.0,
+    posterior_max: float = 0.0,
 ) -> torch.Tensor:
     """Generate ``shape`` (e.g. ``(B, T, F)``) from noise by running ``scheduler``'s steps.
 
@@ -328,7 +329,10 @@ def sample(
     ``torch.inference_mode`` with a hook). ``posterior_loss(x0_hat) -> (B,)`` turns on
     diffusion posterior sampling (Chung et al. 2023): the model runs with gradients, and each
     step's x_{t-1} also moves by ``-posterior_scale * d loss / d x_t / sqrt(loss)``, the
-    gradient taken through the network. Returns x_0 ``shape``.
+    gradient taken through the network; with ``posterior_max`` > 0 that move's RMS is capped
+    at ``posterior_max`` times the step's noise level sqrt(1 - abar_t) (a trust region: a
+    model that reads x_t has a large Jacobian at high noise, where an uncapped move
+    diverged). Returns x_0 ``shape``.
     """
     x = torch.randn(shape, generator=generator, device=device) if x_T is None else x_T.clone()
     pred = scheduler.config.prediction
@@ -344,7 +348,11 @@ def sample(
                 loss = posterior_loss(scheduler.convert(out, x_in, t, pred, "x0"))  # (B,)
                 (grad,) = torch.autograd.grad(loss.sum(), x_in)
             norm = loss.detach().sqrt().clamp(min=1e-6).reshape((-1,) + (1,) * (x.ndim - 1))
-            shift = posterior_scale * grad / norm
+            shift = torch.nan_to_num(posterior_scale * grad / norm, nan=0.0, posinf=0.0, neginf=0.0)
+            if posterior_max > 0:
+                rms = shift.square().mean(dim=tuple(range(1, x.ndim)), keepdim=True).sqrt()
+                cap = posterior_max * float(scheduler.sqrt_one_minus_alphas_cumprod[t])
+                shift = shift * (cap / rms.clamp(min=1e-12)).clamp(max=1.0)
             out = out.detach()
         if guidance_fn is not None:
             x0 = scheduler.convert(out, x, t, pred, "x0")
