@@ -125,6 +125,15 @@ def test_posterior_sampling_move_is_capped_by_the_noise_level():
     assert (capped <= 0.3 * noise + 1e-5).all() and (capped > 0.29 * noise).all()
 
 
+def test_dps_scale_defaults_to_the_models():
+    from videomdm.models.mdm.config import GuidanceConfig
+    from videomdm.models.mdm.sampling import dps_scale
+
+    assert dps_scale(GuidanceConfig(), SMALL) == 3.0  # the Gaussian skip reads x_t
+    assert dps_scale(GuidanceConfig(), dataclasses.replace(SMALL, skip="none")) == 10.0
+    assert dps_scale(GuidanceConfig(dps_scale=0.5), SMALL) == 0.5
+
+
 def test_classifier_free_guidance_and_hook():
     assert torch.equal(
         schedulers.cfg_combine(torch.ones(2), torch.zeros(2), 2.5), torch.full((2,), 2.5)

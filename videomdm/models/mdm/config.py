@@ -175,10 +175,10 @@ class GuidanceConfig:
     kind: GuidanceKind = "dps"
     strength: float = 1.0  # 1: start from noise; < 1: from the lifter's motion noised this far
     steps: int = 50  # DDIM steps over the full schedule
-    # dps: step on x_t, normalised features per sqrt(loss). 3 for a model that reads x_t (the
-    # Gaussian skip: 10 diverges, 0.3 / 1 / 3 scored 173 / 170 / 163 mm on the ladder's R1);
-    # models without the skip barely respond to x_t and were run at 10
-    dps_scale: float = 3.0
+    # dps: step on x_t, normalised features per sqrt(loss); None: the model's, 3 for a model
+    # that reads x_t (a skip: 10 diverges, 0.3 / 1 / 3 scored 173 / 170 / 163 mm on the
+    # ladder's R1), 10 for one without (it barely responds to x_t; tuned at 10)
+    dps_scale: float | None = None
     # dps: the move's RMS at most this times the step's noise level (0: uncapped). Without it
     # the ladder's R4 model diverged at scale 3 (joints 1e12 m); with 1.0 / 0.3 / 0.1 its
     # acceleration error was 181 / 118 / 44 (MPJPE 311 each); on R1 it never binds

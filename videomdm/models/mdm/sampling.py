@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from videomdm.models.mdm.config import DiffusionConfig, GuidanceConfig, TrainConfig
+from videomdm.models.mdm.config import DenoiserConfig, DiffusionConfig, GuidanceConfig, TrainConfig
 from videomdm.models.mdm.data import canonical_camera
 from videomdm.models.mdm.denoiser import Denoiser, autocast
 from videomdm.models.mdm.losses import reprojection_loss
@@ -75,6 +75,13 @@ def generate(
         device=device,
     )
     return features_to_joints(norm.denormalize(z)).cpu().numpy()
+
+
+def dps_scale(cfg: GuidanceConfig, model: DenoiserConfig) -> float:
+    """``cfg.dps_scale``, or the model's default: 3 with a skip (it reads x_t), else 10."""
+    if cfg.dps_scale is not None:
+        return cfg.dps_scale
+    return 10.0 if model.skip == "none" else 3.0
 
 
 def _rigid_fn(norm: Normalizer, mask: torch.Tensor | None = None):
@@ -216,7 +223,7 @@ def reconstruct(
         x_T=x_T,
         device=device,
         posterior_loss=functools.partial(loss_2d, norm=norm, win=win, loss=loss) if dps else None,
-        posterior_scale=cfg.dps_scale,
+        posterior_scale=dps_scale(cfg, model.cfg),
         posterior_max=cfg.dps_max_step,
     )
     if not dps and cfg.final_iters:
