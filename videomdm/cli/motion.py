@@ -197,7 +197,7 @@ def generate(
     check_model(lake, model)
     _start_api()
     from videomdm.flows.generate import generate_flow
-    from videomdm.models.evaluation.generation import describe_samples
+    from videomdm.models.evaluation.plausibility import describe_samples
 
     r = _flow(lambda: generate_flow(text, n, seconds, str(out), model, s.lake, seed, guidance))
     for g in r.motions:

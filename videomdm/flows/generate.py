@@ -11,7 +11,7 @@ from prefect.artifacts import create_markdown_artifact
 from videomdm.config import get_settings
 from videomdm.errors import UserError
 from videomdm.flows.context import flow_run_id
-from videomdm.models.evaluation.generation import describe_samples as describe_samples_text
+from videomdm.models.evaluation.plausibility import describe_samples as describe_samples_text
 from videomdm.models.mdm.config import GuidanceConfig
 from videomdm.storage import open_lake
 from videomdm.tasks.generate import (
@@ -36,7 +36,7 @@ class Generated:
     model: str  # run id (or checkpoint name)
     motions: list[GeneratedMotion] = field(default_factory=list)
     player: str | None = None  # HTML with every sample side by side
-    # joint_speed_mps, bone_length_cv, spread_m (``evaluation.generation.sample_stats``)
+    # joint_speed_mps, bone_length_cv, spread_m (``evaluation.plausibility.sample_stats``)
     stats: dict[str, float] = field(default_factory=dict)
 
 

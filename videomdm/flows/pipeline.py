@@ -133,7 +133,7 @@ def _train_and_generate(
     """Train VideoMDM on the release, then generate a few motions from a text."""
     from videomdm.flows.generate import generate_flow  # torch loads only when training
     from videomdm.flows.train import train_flow
-    from videomdm.models.evaluation.generation import describe_samples
+    from videomdm.models.evaluation.plausibility import describe_samples
 
     trained = train_flow(release=release, steps=steps, lake=lake.root)
     text = prompt or release_prompt(lake, release, collection) or DEFAULT_PROMPT

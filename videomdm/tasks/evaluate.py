@@ -16,9 +16,9 @@ from videomdm.models.evaluation.generation import (
     diversity,
     embed,
     frechet_distance,
-    motion_stats,
     train_motion_encoder,
 )
+from videomdm.models.evaluation.plausibility import motion_stats
 from videomdm.models.evaluation.protocol import View, score_predictions, synthetic_views
 from videomdm.models.lifter.network import Lifter
 from videomdm.models.mdm.config import DenoiserConfig, GuidanceConfig, TrainConfig

@@ -15,7 +15,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from videomdm.errors import UserError
-from videomdm.models.evaluation.generation import sample_stats
+from videomdm.models.evaluation.plausibility import sample_stats
 from videomdm.models.mdm.config import GuidanceConfig
 from videomdm.models.mdm.pipeline import Reconstruction, VideoMDM
 from videomdm.models.motion.cameras import Intrinsics, to_pixels

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from videomdm.models.evaluation import generation as me
+from videomdm.models.evaluation import plausibility as pl
 from videomdm.models.motion.mocap import load_mocap_dir
 from videomdm.models.motion.skeleton import JOINT_INDEX
 
@@ -86,25 +87,25 @@ def test_diversity():
 def test_foot_skating_planted_vs_sliding():
     t = np.arange(90) / 30.0
     static = np.repeat(STAND[None], len(t), 0)
-    assert me.foot_skating(static) == 0.0
+    assert pl.foot_skating(static) == 0.0
     # walking in place: each foot in turn lifted 10 cm, straight up, the other planted
     march = static.copy()
     lift = 0.10 * np.clip(np.sin(2 * np.pi * t), 0, None)
     march[:, [L_ANKLE, L_KNEE], 1] += lift[:, None]
     march[:, R_ANKLE, 1] += 0.10 * np.clip(-np.sin(2 * np.pi * t), 0, None)
-    assert me.foot_skating(march) < 1e-9
+    assert pl.foot_skating(march) < 1e-9
     # a swinging foot 10 cm up moves fast but is not on the floor: not skating
     swing = static.copy()
     swing[:, L_ANKLE, 1] += 0.10
     swing[:, L_ANKLE, 2] += 0.5 * np.sin(2 * np.pi * t)
-    assert me.foot_skating(swing) < 1e-9
+    assert pl.foot_skating(swing) < 1e-9
     # the whole body sliding at 1 m/s along X: both planted feet skate at 1 m/s,
     # wherever the floor is (unaligned motion 0.7 m below Y = 0)
     slide = static + np.stack([t, np.full_like(t, -0.7), np.zeros_like(t)], -1)[:, None]
-    assert me.foot_skating(slide) == pytest.approx(1.0, abs=1e-9)
-    assert me.foot_skating(slide, fps=60.0) == pytest.approx(2.0, abs=1e-9)  # m/s, not m/frame
+    assert pl.foot_skating(slide) == pytest.approx(1.0, abs=1e-9)
+    assert pl.foot_skating(slide, fps=60.0) == pytest.approx(2.0, abs=1e-9)  # m/s, not m/frame
     with pytest.raises(ValueError):
-        me.foot_skating(static[:1])
+        pl.foot_skating(static[:1])
 
 
 def test_bone_length_variation_rigid_vs_jitter():
@@ -112,10 +113,10 @@ def test_bone_length_variation_rigid_vs_jitter():
     moved = np.stack(
         [STAND @ _yaw(a).T + rng.normal(size=3) for a in rng.uniform(-np.pi, np.pi, 60)]
     )
-    assert me.bone_length_variation(moved) < 1e-6
+    assert pl.bone_length_variation(moved) < 1e-6
     jittered = moved + rng.normal(0.0, 0.01, moved.shape)
-    assert me.bone_length_variation(jittered) > 0.01
-    stats = me.motion_stats([moved, jittered])
+    assert pl.bone_length_variation(jittered) > 0.01
+    stats = pl.motion_stats([moved, jittered])
     assert set(stats) == {"foot_skating_mps", "bone_length_cv", "n_motions"}
     assert stats["n_motions"] == 2.0 and stats["bone_length_cv"] > 0.005
 
@@ -218,12 +219,12 @@ def test_training_is_deterministic(split):
 
 def test_sample_stats_tell_moving_from_standing_and_seeds_apart(mocap):
     clips = [j[:60] for j in mocap[:3]]
-    real = me.sample_stats(clips)
+    real = pl.sample_stats(clips)
     assert real["joint_speed_mps"] > 0.1 and real["bone_length_cv"] < 0.01
     assert real["spread_m"] > 0.05  # three different motions
     standing = [np.repeat(j[:1], 60, axis=0) for j in clips[:1]] * 3  # one pose, "three seeds"
-    still = me.sample_stats(standing)
+    still = pl.sample_stats(standing)
     assert still["joint_speed_mps"] == 0.0 and still["spread_m"] == 0.0
-    assert "samples differ by 0.0 cm" in me.describe_samples(still)
+    assert "samples differ by 0.0 cm" in pl.describe_samples(still)
     shifted = [j + np.array([1.0, 0.0, 2.0]) for j in clips]  # moving the root changes nothing
-    assert me.sample_stats(shifted)["spread_m"] == pytest.approx(real["spread_m"])
+    assert pl.sample_stats(shifted)["spread_m"] == pytest.approx(real["spread_m"])

@@ -15,9 +15,6 @@ from videomdm.models.mdm.pipeline import VideoMDM
 from videomdm.models.mdm.prior import GaussianDenoiser, fit_gaussian_prior, toeplitz_eigen
 from videomdm.models.mdm.schedulers import Scheduler
 from videomdm.models.mdm.trainer import Trainer
-from videomdm.models.motion.cameras import project, sample_cameras
-from videomdm.models.motion.mocap import load_mocap_dir
-from videomdm.models.motion.sample import MotionSample
 
 TINY = DenoiserConfig(width=32, n_layers=1, n_heads=2, ff_dim=64, dropout=0.0, cond_drop_prob=0.0)
 GAUSS = dataclasses.replace(TINY, skip="gaussian", max_frames=64)
@@ -68,26 +65,10 @@ def test_toeplitz_covariance_is_positive_semidefinite_and_the_filter_passes_clea
     assert err.abs().max() == 0
 
 
-def _samples(assets) -> list[MotionSample]:
-    clips = [c for c in load_mocap_dir(assets / "mocap") if len(c.joints) >= 40][:4]
-    rng = np.random.default_rng(0)
-    out = []
-    for c in clips:
-        j = c.joints.astype(np.float64)
-        R, t = sample_cameras(1, rng, distance_m=(3.0, 8.0), target=j[:, [11, 12]].mean((0, 1)))  # noqa: N806
-        u, _ = project(j @ R[0].T + t[0])
-        out.append(
-            MotionSample(
-                c.joints, u.astype(np.float32), np.ones(u.shape[:2], np.float32), R[0], t[0]
-            )
-        )
-    return out
-
-
-def test_the_trainer_fits_the_prior_and_checkpoints_carry_it(assets, tmp_path):
+def test_the_trainer_fits_the_prior_and_checkpoints_carry_it(clean_views, tmp_path):
     diffusion = DiffusionConfig(num_train_steps=20)
     cfg = TrainConfig(window=24, batch_size=4, steps=3, amp="none", warmup_steps=1, lr=1e-2)
-    tr = Trainer(_samples(assets), np.zeros((4, 384), np.float32), GAUSS, cfg, diffusion)
+    tr = Trainer(clean_views, np.zeros((4, 384), np.float32), GAUSS, cfg, diffusion)
     assert tr.raw_model.prior_acov[:, 0].sum() > 1  # fitted (unit-variance features)
     x, t = torch.randn(2, 24, TINY.n_feats), torch.tensor([1, 19])
     with torch.no_grad():  # at init the output is the Gaussian posterior mean alone

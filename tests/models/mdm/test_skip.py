@@ -15,9 +15,6 @@ from videomdm.models.mdm.denoiser import Denoiser, gaussian_kernel, smooth_time
 from videomdm.models.mdm.pipeline import VideoMDM
 from videomdm.models.mdm.schedulers import Scheduler
 from videomdm.models.mdm.trainer import Trainer
-from videomdm.models.motion.cameras import project, sample_cameras
-from videomdm.models.motion.mocap import load_mocap_dir
-from videomdm.models.motion.sample import MotionSample
 
 TINY = DenoiserConfig(width=32, n_layers=1, n_heads=2, ff_dim=64, dropout=0.0, cond_drop_prob=0.0)
 SKIP = dataclasses.replace(TINY, skip="learned", skip_smoothing=2.0)
@@ -76,16 +73,8 @@ def test_skip_needs_x0_prediction_and_a_known_mode():
         DenoiserConfig(skip_smoothing=-1.0)
 
 
-def test_skip_checkpoint_trains_the_gain_and_loads_the_same_network(assets, tmp_path):
-    clips = [c for c in load_mocap_dir(assets / "mocap") if len(c.joints) >= 40][:4]
-    rng = np.random.default_rng(0)
-    samples = []
-    for c in clips:
-        j = c.joints.astype(np.float64)
-        R, t = sample_cameras(1, rng, distance_m=(3.0, 8.0), target=j[:, [11, 12]].mean((0, 1)))  # noqa: N806
-        u, _ = project(j @ R[0].T + t[0])
-        conf = np.ones(u.shape[:2], np.float32)
-        samples.append(MotionSample(c.joints, u.astype(np.float32), conf, R[0], t[0]))
+def test_skip_checkpoint_trains_the_gain_and_loads_the_same_network(clean_views, tmp_path):
+    samples = clean_views
     diffusion = DiffusionConfig(num_train_steps=20)  # a schedule other than the default
     cfg = TrainConfig(window=24, batch_size=4, steps=3, amp="none", warmup_steps=1, lr=1e-2)
     tr = Trainer(samples, np.zeros((4, 384), np.float32), SKIP, cfg, diffusion)

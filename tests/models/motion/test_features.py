@@ -45,7 +45,7 @@ def test_normalizer_round_trip(mocap, tmp_path):
 
 
 def test_rigid_features_fix_the_bones_and_keep_the_features_consistent(mocap):
-    from videomdm.models.evaluation.generation import bone_length_variation
+    from videomdm.models.evaluation.plausibility import bone_length_variation
 
     joints = next(m for m in mocap if len(m) >= 60)[:60].astype(np.float64)
     clean = torch.as_tensor(features.joints_to_features(joints))[None]

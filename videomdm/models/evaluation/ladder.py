@@ -43,14 +43,16 @@ from videomdm.config import preset
 from videomdm.errors import UserError
 from videomdm.models.evaluation.generation import (
     MotionEncoderConfig,
-    bone_length_variation,
     embed,
     encoder_state,
-    joint_speed,
-    pairwise_distance,
     train_motion_encoder,
 )
 from videomdm.models.evaluation.ladder_scores import score_rung, table
+from videomdm.models.evaluation.plausibility import (
+    bone_length_variation,
+    joint_speed,
+    pairwise_distance,
+)
 from videomdm.models.evaluation.protocol import View, score_predictions, synthetic_views
 from videomdm.models.lifter.network import LifterConfig
 from videomdm.models.lifter.train import split_by_clip, split_by_source, train_lifter

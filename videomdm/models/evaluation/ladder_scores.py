@@ -13,13 +13,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from videomdm.models.evaluation.generation import (
+from videomdm.models.evaluation.generation import diversity, embed, frechet_distance, load_encoder
+from videomdm.models.evaluation.plausibility import (
     bone_length_variation,
-    diversity,
-    embed,
-    frechet_distance,
     joint_speed,
-    load_encoder,
     pairwise_distance,
     root_relative,
 )
