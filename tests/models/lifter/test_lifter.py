@@ -17,6 +17,7 @@ from videomdm.models.lifter import train as lt
 from videomdm.models.motion import clips as clipmod
 from videomdm.models.motion.cameras import Intrinsics, project, sample_cameras, to_normalised
 from videomdm.models.motion.mocap import MocapClip, load_mocap_file
+from videomdm.models.motion.rays import fit_depth
 from videomdm.models.motion.skeleton import root
 
 ASSETS = Path(os.environ["VIDEOMDM_ASSETS"])
@@ -224,12 +225,12 @@ def test_fit_depth_moves_the_body_until_its_projection_has_the_keypoints_size(sm
     u, _ = project(cam)
     conf = np.full(u.shape[:2], 0.9)
     far = cam - root(cam)[:, None] + 1.2 * root(cam)[:, None]  # the same body 20% farther
-    fixed = lf.fit_depth(far, u, conf, smooth_hz=100.0)
+    fixed = fit_depth(far, u, conf, smooth_hz=100.0)
     np.testing.assert_allclose(root(fixed), root(cam), rtol=0.03)
     np.testing.assert_allclose(fixed - root(fixed)[:, None], cam - root(cam)[:, None], atol=1e-5)
     wobbly = far.copy()
     wobbly[::2] += root(far)[::2, None] * 0.2  # depth jumping 20% every other frame
-    smooth = lf.fit_depth(wobbly, u, conf, smooth_hz=1.0)
+    smooth = fit_depth(wobbly, u, conf, smooth_hz=1.0)
     assert np.abs(np.diff(root(smooth)[:, 2])).max() < 0.05
 
 

@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.signal
 import torch
 from torch import nn
 
 from videomdm.models.motion.cameras import NoiseConfig
+from videomdm.models.motion.rays import centre_and_log_spread, fit_depth
 from videomdm.models.motion.skeleton import FLIP_PERM, JOINT_INDEX, NUM_JOINTS, root
 
 log = logging.getLogger(__name__)
@@ -147,14 +147,6 @@ class Lifter(nn.Module):
 # --- features and decoding ----------------------------------------------------------------
 
 
-def _fill_over_time(values: np.ndarray, good: np.ndarray, default: float) -> np.ndarray:
-    """Replace ``values`` ``(T,)`` where not ``good`` by linear interpolation in time."""
-    if not good.any():
-        return np.full_like(values, default)
-    t = np.arange(len(values))
-    return np.interp(t, t[good], values[good])
-
-
 def make_features(u: np.ndarray, conf: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Network input ``(T, N_FEAT)`` float32, centre ``c`` ``(T, 2)`` and ``log s`` ``(T,)``
     from ``u`` ``(T, 17, 2)`` and ``conf`` ``(T, 17)``; NaN or zero-confidence joints are
@@ -164,12 +156,7 @@ def make_features(u: np.ndarray, conf: np.ndarray) -> tuple[np.ndarray, np.ndarr
     valid = np.isfinite(u).all(-1) & np.isfinite(conf) & (conf > 0)  # (T, 17)
     w = np.where(valid, conf, 0.0)
     u0 = np.where(valid[..., None], u, 0.0)
-    wsum = np.maximum(w.sum(1), 1e-9)  # (T,)
-    c = (w[..., None] * u0).sum(1) / wsum[:, None]  # (T, 2)
-    spread = (w * ((u0 - c[:, None]) ** 2).sum(-1)).sum(1) / wsum  # (T,)
-    good = (valid.sum(1) >= 2) & (spread > 1e-10)
-    log_s = _fill_over_time(0.5 * np.log(np.maximum(spread, 1e-10)), good, LOG_S0)
-    c = np.stack([_fill_over_time(c[:, i], good, 0.0) for i in range(2)], -1)
+    c, log_s = centre_and_log_spread(u, conf, LOG_S0)  # (T, 2), (T,)
     x = np.where(valid[..., None], (u0 - c[:, None]) / np.exp(log_s)[:, None, None], 0.0)
     x = np.clip(x, -10.0, 10.0)  # a wild outlier must not dominate the input
     n = len(u)
@@ -239,31 +226,6 @@ def _lift_padded(model: Lifter, feats: list[tuple[np.ndarray, ...]]) -> list[np.
         joints = 0.5 * (joints + unmirrored)
     out = joints.numpy()
     return [out[b, : len(f[0])] for b, f in enumerate(feats)]
-
-
-def fit_depth(
-    joints: np.ndarray, u: np.ndarray, conf: np.ndarray, smooth_hz: float, fps: float = 30.0
-) -> np.ndarray:
-    """Camera-frame joints ``(T, 17, 3)`` moved along the ray through their root, frame by
-    frame, so that their projection has the 2D size (``make_features``' spread) of the
-    keypoints ``u`` ``(T, 17, 2)``; the new root depth is low-passed at ``smooth_hz``.
-
-    The network predicts the pose in metres and the depth apart; on real keypoints the two
-    disagree (its bodies project about 10% smaller than the keypoints on the multi-view
-    recording), so no one scale fits both pose and trajectory. Size stays ambiguous: the pose
-    keeps the network's size, the depth follows it."""
-    joints = np.asarray(joints, dtype=np.float64)
-    proj = joints[..., :2] / np.maximum(joints[..., 2:], 1e-3)
-    _, _, log_s_pred = make_features(proj, conf)
-    _, _, log_s_obs = make_features(u, conf)
-    ratio = np.exp(log_s_pred - log_s_obs)  # (T,) < 1: the body looks too small, too far
-    root_xyz = root(joints)  # (T, 3)
-    depth = root_xyz[:, 2] * ratio
-    if len(depth) > 12:
-        b, a = scipy.signal.butter(2, min(smooth_hz / (0.5 * fps), 0.99))
-        depth = scipy.signal.filtfilt(b, a, depth, padlen=min(9, len(depth) - 1))
-    new_root = root_xyz * (depth / np.maximum(root_xyz[:, 2], 1e-3))[:, None]
-    return (joints - root_xyz[:, None] + new_root[:, None]).astype(np.float32)
 
 
 def lift(model: Lifter, u: np.ndarray, conf: np.ndarray) -> np.ndarray:
