@@ -211,7 +211,9 @@ def generate(
 def reconstruct(
     clip: Annotated[str, typer.Option("--clip", help="Clip id (see the clips table).")],
     model: Annotated[str | None, typer.Option(help="Run id or checkpoint file.")] = None,
-    strength: Annotated[float, typer.Option(help="1: from noise; <1: from the lifter.")] = 1.0,
+    strength: Annotated[
+        float, typer.Option(help="1: from noise; <1: from the lifter's motion noised this far.")
+    ] = GuidanceConfig.strength,
     guidance: Annotated[
         GuidanceKind,
         typer.Option(help="dps: 2D-loss gradient through the denoiser; adam: fit x0."),

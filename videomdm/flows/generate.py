@@ -84,7 +84,7 @@ def reconstruct_flow(
     clip_id: str,
     model: str | None = None,
     lake: str | None = None,
-    strength: float = 1.0,
+    strength: float = GuidanceConfig.strength,
     seed: int = 0,
     out: str | None = None,
     guidance: str = "dps",

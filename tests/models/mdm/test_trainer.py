@@ -12,8 +12,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from videomdm.errors import UserError
 from videomdm.models.mdm.config import GUIDANCE_KINDS, DenoiserConfig, GuidanceConfig, TrainConfig
-from videomdm.models.mdm.data import canonical_camera, clean_samples
+from videomdm.models.mdm.data import canonical_camera, clean_samples, training_motion
 from videomdm.models.mdm.pipeline import VideoMDM
 from videomdm.models.mdm.sampling import generate
 from videomdm.models.mdm.trainer import Trainer, diffusion_loss, read_state
@@ -234,7 +235,7 @@ def test_reconstruction_with_a_copying_denoiser_returns_its_input(motions):
     the caller's world frame) is exact: an x0 'denoiser' that returns its input, started at the
     last timestep, gives back the initial motion, also where it is far from the keypoints."""
     samples = _samples(motions)
-    no_gauge = dataclasses.replace(FAST, size_gauge=False)
+    no_gauge = dataclasses.replace(FAST, size_gauge=False, x0_smoothing=0.0)
     m = _copying(Trainer(samples, np.zeros((len(samples), 384), np.float32), TINY, no_gauge))
     rough = _rough(samples[0])
     cfg = GuidanceConfig(kind="dps", dps_scale=0.0, strength=1e-3, amp="none")  # t = 0 only
@@ -244,6 +245,27 @@ def test_reconstruction_with_a_copying_denoiser_returns_its_input(motions):
     # measured: 7.6 mm mean, 29 mm max (the noise left at t = 0, integrated along the
     # trajectory); reading the camera rotation the wrong way round gives 68 mm / 121 mm
     assert err.mean() < 0.02 and err.max() < 0.06, (err.mean(), err.max())  # metres
+
+
+def test_reconstruction_starts_from_the_clip_prepared_as_x0_was(motions):
+    """With ``x0_keypoints_hz`` the trainer's x0 and a reconstruction's start are the same
+    preparation of a clip: a copying denoiser returns the rough clip moved onto its keypoints
+    (the 8 cm jitter gone from the image plane), where without it the jitter stays."""
+    samples = _samples(motions)
+    rough = _rough(samples[0])
+    copy = GuidanceConfig(kind="dps", dps_scale=0.0, strength=1e-3, amp="none")  # t = 0 only
+    err = {}
+    for hz in (0.0, 1.0):
+        cfg = dataclasses.replace(FAST, size_gauge=False, x0_smoothing=0.0, x0_keypoints_hz=hz)
+        tr = Trainer(samples, np.zeros((len(samples), 384), np.float32), TINY, cfg)
+        if hz:  # the trainer trains on the same preparation
+            prepared = training_motion(samples[0], cfg)
+            np.testing.assert_allclose(tr.samples[0].joints, prepared.joints)
+        out = _copying(tr).reconstruct(rough, copy)
+        cam = out.joints @ np.asarray(out.R).T + np.asarray(out.t)
+        err[hz] = np.abs(project(cam)[0] - rough.u).mean()  # normalised image units
+    # measured: 0.020 as lifted (8 cm at 3-8 m), 0.0012 prepared (what t = 0 adds back)
+    assert err[1.0] < 0.2 * err[0.0], err
 
 
 def test_evaluation_reconstructs_in_the_gauge_and_scores_in_the_camera_frame(motions):
@@ -260,7 +282,7 @@ def test_evaluation_reconstructs_in_the_gauge_and_scores_in_the_camera_frame(mot
     expected = body_size_factor(s.joints) * to_camera(s.joints, s)  # the truth in the gauge
     err = {}
     for gauge in (True, False):
-        cfg = dataclasses.replace(FAST, size_gauge=gauge)
+        cfg = dataclasses.replace(FAST, size_gauge=gauge, x0_smoothing=0.0)  # copy it exactly
         m = _copying(Trainer([s], np.zeros((1, 384), np.float32), TINY, cfg))
         cam = to_camera(m.reconstruct(big, copy).in_world_of(big), big)
         err[gauge] = np.linalg.norm(cam - expected, axis=-1).mean()
@@ -287,3 +309,38 @@ def test_rigid_bone_prior_is_zero_for_mocap_and_grows_with_stretching(motions):
     tr.fit()
     assert "bone" in tr.history[-1] and "w_bone" in tr.history[-1]
     assert "bone" not in TrainConfig().weights()
+
+
+def test_t_star_chains_denoise_below_t_star_and_train(motions):
+    """The t* schedule: a share of batches are chains of one step per bucket below t*
+    (decreasing), the others single steps above it; the chain's loss is finite and trains."""
+    samples = _samples(motions)
+    cond = np.zeros((len(samples), 384), np.float32)
+    cfg = dataclasses.replace(FAST, t_star=12, t_star_buckets=4, steps=6, batch_size=8)
+    tr = Trainer(samples, cond, TINY, cfg)
+    ts = [tr.batch_at(s)[1] for s in range(200)]
+    chains = [t for t in ts if t.ndim == 2]
+    singles = [t for t in ts if t.ndim == 1]
+    # the release's geometry: buckets of ceil(12 / 3) = 4 steps, t*_eff = 16, share 16 / 50
+    assert 0.2 < len(chains) / len(ts) < 0.45, len(chains)
+    assert all(int(t.min()) >= 16 for t in singles)
+    for t in chains:
+        assert t.shape == (8, 4)
+        assert (t[:, :-1] > t[:, 1:]).all() and int(t.max()) < 16 and int(t.min()) >= 0
+        assert ((t // 4) == torch.tensor([3, 2, 1, 0])).all()  # one step in each bucket
+    step = next(s for s in range(200) if ts[s].ndim == 2)
+    tr.step = step
+    logs = tr.train_step()
+    assert np.isfinite(logs["total"]) and logs["grad_norm"] > 0
+    # off, the draws are the uniform ones of before
+    plain = Trainer(samples, cond, TINY, dataclasses.replace(cfg, t_star=0))
+    assert plain.batch_at(step)[1].shape == (8,)
+
+
+def test_t_star_that_does_not_fit_the_schedule_is_one_clear_error(motions):
+    samples = _samples(motions[:2])
+    cfg = dataclasses.replace(FAST, t_star=45)
+    with pytest.raises(UserError, match="t_star 45 with 4 buckets spans 60 steps"):
+        Trainer(samples, np.zeros((2, 384), np.float32), TINY, cfg)
+    with pytest.raises(UserError, match="t_star_buckets"):
+        TrainConfig(t_star=12, t_star_buckets=1)

@@ -96,12 +96,17 @@ _SKIP = (("skip", "learned"), ("skip_smoothing", 2.0))
 _PLAIN = (("skip", "none"),)  # the denoiser before the Gaussian skip
 _FREE = (("rigid_bones", False),)  # sampling without the rigid-bone projection
 RECIPES: dict[str, Recipe] = {
-    # today's defaults: the Gaussian skip, rigid-bone sampling, lambda_vel 7
+    # today's defaults: the Gaussian skip, rigid-bone sampling, lambda_vel 7, x0 made
+    # consistent with the keypoints
     "default": Recipe(),
     # the same without the rigid-bone projection while sampling
     "free": Recipe("free", diffusion=_FREE),
     # the default before the Gaussian skip: a plain x0 predictor, lambda_vel 7
     "plain": Recipe("plain", model=_PLAIN, diffusion=_FREE),
+    # the release's t* schedule (TrainConfig.t_star): below t* the input is the model's own chain
+    "tstar": Recipe("tstar", train=(("t_star", 12),)),
+    # x0 as lifted (TrainConfig.x0_keypoints_hz off: the default before it)
+    "lifted": Recipe("lifted", train=(("x0_keypoints_hz", 0.0),)),
     # the paper's 2D velocity weight, the default before the ladder (LOG, H(c))
     "vel350": Recipe("vel350", train=(("lambda_vel", 350.0),), model=_PLAIN, diffusion=_FREE),
     # x0_hat = a(t) * S(x_t) + F with S a Gaussian of 2 frames (DenoiserConfig.skip)
@@ -135,6 +140,7 @@ class LadderConfig:
     cfg_scale: float = 2.5
     dps_scale: float = 3.0  # GuidanceConfig's; the rungs before the Gaussian skip used 10
     dps_max_step: float = 0.3  # GuidanceConfig's; the rungs before it had none
+    recon_strength: float = 0.5  # GuidanceConfig's; the rungs before it started from noise (1)
     recon_lifters: tuple[str, ...] = LIFTERS
 
     def __post_init__(self) -> None:
@@ -151,7 +157,7 @@ class LadderConfig:
     def rung_key(self) -> str:
         """What a rung's result depends on: protocol, recipe, budget and scoring."""
         scoring = ("probe_ts", "n_prompts", "per_prompt", "sample_steps", "cfg_scale")
-        guide = ("dps_scale", "dps_max_step", "recon_lifters", "steps")
+        guide = ("dps_scale", "dps_max_step", "recon_strength", "recon_lifters", "steps")
         d = {k: getattr(self, k) for k in (*scoring, *guide)}
         # the configs the recipe resolves to, so that a changed default is a new result
         configs = [self.recipe.configs(s, self.steps) for s in ("2d", "3d")]

@@ -87,9 +87,13 @@ def probe_x0(mdm: VideoMDM, data: LadderData, ts: Sequence[int]) -> dict[str, fl
 
 def score_reconstruction(mdm: VideoMDM, data: LadderData, cfg: LadderConfig) -> dict[str, float]:
     """MPJPE, N-MPJPE, PA-MPJPE and acceleration error of guided reconstruction of the
-    held-out views of each lifter (from noise, in the lifter's camera and world frame)."""
+    held-out views of each lifter (from the prepared lifted clip noised to
+    ``cfg.recon_strength``, in the lifter's camera and world frame)."""
     guidance = GuidanceConfig(
-        steps=cfg.sample_steps, dps_scale=cfg.dps_scale, dps_max_step=cfg.dps_max_step
+        steps=cfg.sample_steps,
+        dps_scale=cfg.dps_scale,
+        dps_max_step=cfg.dps_max_step,
+        strength=cfg.recon_strength,
     )
     out: dict[str, float] = {}
     for lifter in cfg.recon_lifters:

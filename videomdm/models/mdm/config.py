@@ -130,10 +130,19 @@ class TrainConfig:
     # ray, so unsmoothed x0 tells the network where the camera is and it learns to move joints
     # along the unseen depth freely (docs/evaluation.md); 0 keeps x0 as it is
     x0_smoothing: float = 3.0
+    # 2D only: before smoothing, each lifted x0 is made consistent with its keypoints: its root
+    # depth set from the keypoints' 2D size (low-passed at this many Hz) and every joint
+    # snapped to its keypoint's camera ray; 0: x0 as lifted
+    x0_keypoints_hz: float = 0.0
     # Lifted samples (2D supervision) are put in the body-size gauge (``to_body_size``): size is
     # unseen in 2D, so without it the model inherits the lifter's body size and exaggerates it
     # (docs/evaluation.md). Reconstruction then gauges its input the same way.
     size_gauge: bool = True
+    # The release's t* schedule (DESIGN.md; 0: off, the release trains with 12 of 50 steps and
+    # 4 buckets): a share of batches denoise a short chain from x0 noised just above t*, taking
+    # the loss at one step in each bucket, so below t* the network never sees x0 near-clean
+    t_star: int = 0
+    t_star_buckets: int = 4
     fps: float = 30.0  # frame rate of the training motions (the pipeline resamples to it)
     amp: AmpDtype = "bf16"  # autocast dtype where the device supports it
     seed: int = 0
@@ -145,6 +154,11 @@ class TrainConfig:
         check_choice("amp", self.amp, AMP_DTYPES)
         if self.window < 2 or self.batch_size < 1 or self.steps < 0:
             raise UserError("window >= 2, batch_size >= 1 and steps >= 0 are required")
+        if self.t_star < 0 or self.t_star_buckets < 2:
+            raise UserError(
+                f"t_star must be >= 0 and t_star_buckets >= 2, got {self.t_star}, "
+                f"{self.t_star_buckets}"
+            )
 
     def weights(self) -> dict[str, float]:
         """The loss terms and their lambdas, the one place they are chosen."""
@@ -173,7 +187,11 @@ class GuidanceConfig:
     """
 
     kind: GuidanceKind = "dps"
-    strength: float = 1.0  # 1: start from noise; < 1: from the lifter's motion noised this far
+    # 1: start from noise; < 1: from the clip's rough 3D, prepared as the model's x0 was
+    # (``data.training_motion``), noised this far. On the ladder's weak-lifter rung 1 / 0.5 /
+    # 0.3 scored 210 / 146 / 143 mm on the weak lifter's views (its own 225), 198 / 102 / 96
+    # on the in-domain lifter's (77): the prepared clip itself scores 131.5 and 76.5
+    strength: float = 0.5
     steps: int = 50  # DDIM steps over the full schedule
     # dps: step on x_t, normalised features per sqrt(loss); None: the model's, 3 for a model
     # that reads x_t (a skip: 10 diverges, 0.3 / 1 / 3 scored 173 / 170 / 163 mm on the

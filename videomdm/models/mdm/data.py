@@ -10,25 +10,45 @@ that ``(R', t')``; projecting ``features_to_joints(x0)`` through it reproduces t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from typing import NamedTuple
 
 import numpy as np
 import torch
+from scipy.ndimage import gaussian_filter1d
 
+from videomdm.models.mdm.config import TrainConfig
 from videomdm.models.motion.features import (
     FEATURE_DIM,
     canonicalize,
     heading_angles,
     joints_to_features,
 )
-from videomdm.models.motion.sample import MotionSample
+from videomdm.models.motion.rays import keypoint_consistent
+from videomdm.models.motion.sample import MotionSample, to_body_size
 from videomdm.models.motion.skeleton import NUM_JOINTS, root
 
 log = logging.getLogger(__name__)
 
 MIN_FRAMES = 2  # a velocity needs two frames
+
+
+def training_motion(s: MotionSample, cfg: TrainConfig) -> MotionSample:
+    """The sample's x0 as the model trains on it, and as reconstruction starts from it: under
+    2D supervision made consistent with its keypoints (``x0_keypoints_hz``) and put in the
+    body-size gauge (``size_gauge``, camera scaled with it); then smoothed over time
+    (``x0_smoothing``). 3D ground truth keeps its geometry and size."""
+    if cfg.supervision == "2d" and cfg.x0_keypoints_hz:
+        j = keypoint_consistent(s.joints, s.R, s.t, s.u, s.conf, cfg.x0_keypoints_hz, s.fps)
+        s = dataclasses.replace(s, joints=j)
+    if cfg.supervision == "2d" and cfg.size_gauge:
+        s = to_body_size(s)
+    if cfg.x0_smoothing > 0:
+        j = gaussian_filter1d(s.joints, cfg.x0_smoothing, axis=0, mode="nearest")
+        s = dataclasses.replace(s, joints=j)
+    return s
 
 
 def yaw_matrix(angle: float) -> np.ndarray:

@@ -8,6 +8,7 @@ clip guided by its keypoints and camera under the checkpoint's own 2D loss.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,12 +19,13 @@ import numpy as np
 import torch
 
 from videomdm.models.mdm.config import DenoiserConfig, DiffusionConfig, GuidanceConfig, TrainConfig
+from videomdm.models.mdm.data import training_motion
 from videomdm.models.mdm.denoiser import Denoiser
 from videomdm.models.mdm.sampling import cut_windows, generate, reconstruct, uncut_windows
 from videomdm.models.mdm.text_encoder import TextEncoder
 from videomdm.models.motion.cameras import world_to_camera
 from videomdm.models.motion.features import Normalizer
-from videomdm.models.motion.sample import MotionSample, to_body_size
+from videomdm.models.motion.sample import MotionSample
 
 NO_CAPTION = "a person moves"  # what an uncaptioned clip is conditioned on
 
@@ -161,8 +163,10 @@ class VideoMDM:
             The motion in the model's gauge (see ``Reconstruction``), windows of the training
             length sampled as one batch.
         """
-        gauged = to_body_size(sample) if self.train_config.size_gauge else sample
         cfg = self.train_config
+        # the clip prepared as the model's x0 was (keypoint-consistent, gauged, smoothed): the
+        # windows' canonical frames and the start for strength < 1 come from it
+        gauged = training_motion(sample, dataclasses.replace(cfg, supervision="2d"))
         win = cut_windows(
             gauged.joints, gauged.u, gauged.conf, gauged.R, gauged.t, cfg.window, cfg.fps
         )

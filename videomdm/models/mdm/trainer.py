@@ -26,12 +26,18 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.ndimage import gaussian_filter1d
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from videomdm.errors import UserError
 from videomdm.models.mdm.config import DenoiserConfig, DiffusionConfig, TrainConfig
-from videomdm.models.mdm.data import Batch, clean_samples, make_batch, sample_windows
+from videomdm.models.mdm.data import (
+    Batch,
+    clean_samples,
+    make_batch,
+    sample_windows,
+    training_motion,
+)
 from videomdm.models.mdm.denoiser import Denoiser, autocast
 from videomdm.models.mdm.losses import (
     masked_mse,
@@ -52,7 +58,7 @@ from videomdm.models.motion.features import (
     redundant_features,
 )
 from videomdm.models.motion.layout import redundant_slice
-from videomdm.models.motion.sample import MotionSample, to_body_size
+from videomdm.models.motion.sample import MotionSample
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +72,31 @@ def diffusion_loss(
     noise: torch.Tensor,
     cfg: TrainConfig,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """One batch's weighted loss and its logged terms; ``t`` ``(B,)``, ``noise`` like x0."""
+    """One batch's weighted loss and its logged terms; ``noise`` like x0.
+
+    ``t`` ``(B,)``: x0 noised to t, one prediction. ``t`` ``(B, K)`` (the t* schedule, steps
+    decreasing along K): x0 noised to ``t[:, 0]``, then K predictions down a deterministic DDIM
+    chain built from each x0_hat (detached between steps), the loss averaged over them.
+    """
     z0 = norm.normalize(batch.x0) * batch.mask[..., None]  # (B, W, F), padding zeroed
-    zt = scheduler.add_noise(z0, noise, t)
+    chain = t[:, None] if t.ndim == 1 else t
+    zt = scheduler.add_noise(z0, noise, chain[:, 0])
+    total = torch.zeros((), device=z0.device)
+    logs: dict[str, torch.Tensor] = {}
+    k = chain.shape[1]
+    for i in range(k):
+        ti = chain[:, i]
+        loss, terms, z0_hat = _denoised_loss(model, scheduler, norm, batch, zt, ti, z0, cfg)
+        total = total + loss / k
+        logs = {name: logs.get(name, 0.0) + v / k for name, v in terms.items()}
+        if i + 1 < k:  # DDIM to the next step from x0_hat and the implied noise
+            eps = scheduler.convert(z0_hat, zt, chain[:, i], "x0", "epsilon")
+            zt = scheduler.add_noise(z0_hat, eps, chain[:, i + 1]).detach()
+    return total, logs
+
+
+def _denoised_loss(model, scheduler, norm, batch: Batch, zt, t, z0, cfg: TrainConfig):
+    """The weighted loss of the prediction at (zt, t), its terms, and x0_hat (normalised)."""
     with autocast(cfg.amp, batch.x0.device):
         out = model(zt, t, batch.cond, batch.mask).float()  # (B, W, F)
     z0_hat = scheduler.convert(out, zt, t, scheduler.config.prediction, "x0")
@@ -77,7 +105,8 @@ def diffusion_loss(
         terms = supervised_3d_loss(joints, batch.joints, batch.mask, z0_hat, z0)
     else:
         terms = _terms_2d(z0_hat, joints, batch, norm, cfg)
-    return total_loss(terms, cfg.weights())
+    loss, logs = total_loss(terms, cfg.weights())
+    return loss, logs, z0_hat
 
 
 def _terms_2d(z0_hat, joints, batch: Batch, norm: Normalizer, cfg: TrainConfig):
@@ -134,18 +163,19 @@ class Trainer:
             raise ValueError(f"no usable training samples ({dict(self.dropped)} dropped)")
         kept_ids = {id(k) for k in kept}
         keep = [i for i, s in enumerate(samples) if id(s) in kept_ids]
-        if cfg.size_gauge and cfg.supervision == "2d":  # 3D ground truth has its true size
-            kept = [to_body_size(s) for s in kept]
-        self.samples, self.cond = _smoothed(kept, cfg.x0_smoothing), np.asarray(cond)[keep]
+        self.samples = [training_motion(s, cfg) for s in kept]
+        self.cond = np.asarray(cond)[keep]
         self.lengths = np.array([len(s.joints) for s in kept])
         self.cfg, self.model_cfg = cfg, model_cfg
         self.diffusion_cfg = diffusion_cfg or DiffusionConfig()
         self.device, self.rank, self.world_size = torch.device(device), rank, world_size
-        self.norm = norm or Normalizer.fit([joints_to_features(s.joints, s.fps) for s in kept])
+        # z-scores of the motions noised here (smoothed): fitted on the raw lifted motions, the
+        # velocity channels' std was the lifter's jitter, 8-16x what is trained on (ladder R3/R4)
+        feats = [joints_to_features(s.joints, s.fps) for s in self.samples]
+        self.norm = norm or Normalizer.fit(feats)
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
         self.raw_model = Denoiser(model_cfg, self.diffusion_cfg)
         if model_cfg.skip == "gaussian":  # the skip's statistics: of the motions noised here
-            feats = [joints_to_features(s.joints, s.fps) for s in self.samples]
             seqs = [self.norm.normalize(torch.as_tensor(f)) for f in feats]
             self.raw_model.set_prior(*fit_gaussian_prior(seqs, model_cfg.max_frames))
         self.raw_model.to(self.device)
@@ -159,6 +189,8 @@ class Trainer:
             self.raw_model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
         )
         self.scheduler = Scheduler(self.diffusion_cfg).to(self.device)
+        if cfg.t_star:  # a t* that does not fit the schedule fails here, not at the first step
+            _bucket_size(cfg, self.scheduler.num_train_steps)
         self.step = 0
         self.history: list[dict[str, float]] = []
 
@@ -168,11 +200,24 @@ class Trainer:
         rng = np.random.default_rng([cfg.seed, step])
         idx, starts = sample_windows(self.lengths, n, cfg.window, rng)
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
-        t = torch.randint(0, self.scheduler.num_train_steps, (n,), generator=gen)
+        t = self._timesteps(n, gen)
         noise = torch.randn((n, cfg.window, self.model_cfg.n_feats), generator=gen)
         mine = slice(self.rank * cfg.batch_size, (self.rank + 1) * cfg.batch_size)
         batch = make_batch(self.samples, self.cond, idx[mine], starts[mine], cfg.window)
         return batch.to(self.device), t[mine].to(self.device), noise[mine].to(self.device)
+
+    def _timesteps(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        """``(n,)`` uniform steps; with the t* schedule (``TrainConfig.t_star``) a share of
+        batches instead get ``(n, K)`` chains, one random step in each of K equal buckets below
+        the effective t*, decreasing (the release's "multistep_b1_e1_d1", DESIGN.md), and the
+        other batches a step above it."""
+        steps, cfg = self.scheduler.num_train_steps, self.cfg
+        if not cfg.t_star:
+            return torch.randint(0, steps, (n,), generator=gen)
+        size, k = _bucket_size(cfg, steps), cfg.t_star_buckets
+        if torch.rand((), generator=gen) >= size * k / steps:  # the release's share: t*_eff / T
+            return torch.randint(size * k, steps, (n,), generator=gen)
+        return torch.arange(k - 1, -1, -1) * size + torch.randint(0, size, (n, k), generator=gen)
 
     def lr_at(self, step: int) -> float:
         return self.cfg.lr * min(1.0, (step + 1) / max(1, self.cfg.warmup_steps))
@@ -266,13 +311,15 @@ class Trainer:
         self.history = list(state["history"])
 
 
-def _smoothed(samples: list[MotionSample], sigma: float) -> list[MotionSample]:
-    if sigma <= 0:
-        return samples
-    return [
-        dataclasses.replace(s, joints=gaussian_filter1d(s.joints, sigma, axis=0, mode="nearest"))
-        for s in samples
-    ]
+def _bucket_size(cfg: TrainConfig, steps: int) -> int:
+    """Steps per t* bucket: K buckets span ceil(t* / (K - 1)) * K steps (the release's)."""
+    size = -(-cfg.t_star // (cfg.t_star_buckets - 1))
+    if size * cfg.t_star_buckets >= steps:
+        raise UserError(
+            f"t_star {cfg.t_star} with {cfg.t_star_buckets} buckets spans "
+            f"{size * cfg.t_star_buckets} steps, not fewer than the schedule's {steps}"
+        )
+    return size
 
 
 def write_state(state: dict[str, Any], path: str) -> None:
