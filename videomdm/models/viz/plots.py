@@ -69,10 +69,15 @@ def play_example(view: View, preds: dict[str, np.ndarray], path: Path, fps: floa
 
 
 def plot_ladder(rungs: Sequence[RungResult], path: Path) -> Path:
-    """Bars per rung: x0 error at t = 2 (with the copy baseline) and within-prompt diversity
-    (with the real held-out clips' value)."""
+    """Bars per rung: x0 error at t = 2 (with the copy baseline), within-prompt diversity
+    (with the real held-out clips' value) and, where scored, the reconstruction MPJPE of the
+    weak lifter's views (with the lifter's own)."""
     labels = [f"{r.recipe}\n{r.rung}" for r in rungs]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(4 + 1.2 * len(rungs), 4))
+    recon = "recon_weak_mpjpe_mm"
+    scored = [r for r in rungs if recon in r.metrics]
+    n = 3 if scored else 2
+    fig, axes = plt.subplots(1, n, figsize=(2 + n + 0.6 * n * len(rungs), 4))
+    a, b = axes[0], axes[1]
     a.bar(labels, [r.metrics["err_t2"] for r in rungs], color="tab:blue")
     a.axhline(rungs[0].metrics["copy_t2"], color="k", ls="--", label="returning x_t")
     a.set_ylabel("x0_hat error at t = 2 (mm, root-relative)")
@@ -81,6 +86,16 @@ def plot_ladder(rungs: Sequence[RungResult], path: Path) -> Path:
     b.axhline(rungs[0].real["within_prompt"], color="k", ls="--", label="real clips")
     b.set_ylabel("diversity among 8 samples of one prompt (m)")
     b.legend()
+    if scored:
+        c = axes[2]
+        c.bar(
+            [f"{r.recipe}\n{r.rung}" for r in scored],
+            [r.metrics[recon] for r in scored],
+            color="tab:green",
+        )
+        c.axhline(scored[0].lifters[recon], color="k", ls="--", label="the weak lifter")
+        c.set_ylabel("weak lifter's views: reconstruction MPJPE (mm)")
+        c.legend()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
