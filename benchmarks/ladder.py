@@ -24,7 +24,6 @@ from pathlib import Path
 import torch
 
 from videomdm.models.evaluation.ladder import (
-    RECIPES,
     RUNGS,
     LadderConfig,
     LadderData,
@@ -35,6 +34,7 @@ from videomdm.models.evaluation.ladder import (
     run_ladder,
     write_rung,
 )
+from videomdm.models.evaluation.ladder_recipes import RECIPES
 from videomdm.models.evaluation.ladder_scores import table
 from videomdm.models.viz.plots import plot_ladder
 

@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from prefect import flow
 
 from videomdm.errors import UserError
-from videomdm.models.evaluation.ladder import RECIPES, LadderConfig, LadderData, RungResult
+from videomdm.models.evaluation.ladder import LadderConfig, LadderData, RungResult
+from videomdm.models.evaluation.ladder_recipes import RECIPES
 from videomdm.tasks.ladder import ladder_protocol, stored_rungs, train_rungs, write_ladder_report
 
 
 @dataclass(frozen=True)
 class LadderRequest:
-    """The recipes (names in ``ladder.RECIPES``) to run on ``base``'s rungs, data and budget."""
+    """The recipes (names in ``ladder_recipes.RECIPES``) to run on ``base``'s rungs, data and budget."""
 
     base: LadderConfig
     recipes: tuple[str, ...] = ("default",)
