@@ -16,7 +16,8 @@ from videomdm.tasks.ladder import ladder_protocol, stored_rungs, train_rungs, wr
 
 @dataclass(frozen=True)
 class LadderRequest:
-    """The recipes (names in ``ladder_recipes.RECIPES``) to run on ``base``'s rungs, data and budget."""
+    """The recipes (names in ``ladder_recipes.RECIPES``) to run on ``base``'s rungs, data
+    and budget."""
 
     base: LadderConfig
     recipes: tuple[str, ...] = ("default",)

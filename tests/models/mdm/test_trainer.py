@@ -259,7 +259,7 @@ def test_reconstruction_starts_from_the_clip_prepared_as_x0_was(motions):
         cfg = dataclasses.replace(FAST, size_gauge=False, x0_smoothing=0.0, x0_keypoints_hz=hz)
         tr = Trainer(samples, np.zeros((len(samples), 384), np.float32), TINY, cfg)
         if hz:  # the trainer trains on the same preparation
-            prepared = training_motion(samples[0], cfg)
+            prepared = training_motion(samples[0], cfg, lifted=True)
             np.testing.assert_allclose(tr.samples[0].joints, prepared.joints)
         out = _copying(tr).reconstruct(rough, copy)
         cam = out.joints @ np.asarray(out.R).T + np.asarray(out.t)

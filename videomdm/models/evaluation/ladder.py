@@ -56,6 +56,7 @@ from videomdm.models.evaluation.plausibility import (
 from videomdm.models.evaluation.protocol import View, score_predictions, synthetic_views
 from videomdm.models.lifter.network import LifterConfig
 from videomdm.models.lifter.train import split_by_clip, split_by_source, train_lifter
+from videomdm.models.mdm.config import GuidanceConfig
 from videomdm.models.mdm.pipeline import NO_CAPTION
 from videomdm.models.mdm.text_encoder import TextEncoder
 from videomdm.models.mdm.trainer import Trainer
@@ -90,8 +91,8 @@ class LadderConfig:
     sample_steps: int = 50
     cfg_scale: float = 2.5
     dps_scale: float = 3.0  # GuidanceConfig's; the rungs before the Gaussian skip used 10
-    dps_max_step: float = 0.3  # GuidanceConfig's; the rungs before it had none
-    recon_strength: float = 0.5  # GuidanceConfig's; the rungs before it started from noise (1)
+    dps_max_step: float = GuidanceConfig.dps_max_step  # the rungs before it had none
+    recon_strength: float = GuidanceConfig.strength  # the rungs before it started from noise (1)
     recon_lifters: tuple[str, ...] = LIFTERS
 
     def __post_init__(self) -> None:

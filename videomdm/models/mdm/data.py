@@ -35,15 +35,15 @@ log = logging.getLogger(__name__)
 MIN_FRAMES = 2  # a velocity needs two frames
 
 
-def training_motion(s: MotionSample, cfg: TrainConfig) -> MotionSample:
-    """The sample's x0 as the model trains on it, and as reconstruction starts from it: under
-    2D supervision made consistent with its keypoints (``x0_keypoints_hz``) and put in the
+def training_motion(s: MotionSample, cfg: TrainConfig, lifted: bool) -> MotionSample:
+    """The sample's x0 as the model trains on it, and as reconstruction starts from it: a
+    ``lifted`` clip made consistent with its keypoints (``x0_keypoints_hz``) and put in the
     body-size gauge (``size_gauge``, camera scaled with it); then smoothed over time
-    (``x0_smoothing``). 3D ground truth keeps its geometry and size."""
-    if cfg.supervision == "2d" and cfg.x0_keypoints_hz:
+    (``x0_smoothing``). 3D ground truth (not ``lifted``) keeps its geometry and size."""
+    if lifted and cfg.x0_keypoints_hz:
         j = keypoint_consistent(s.joints, s.R, s.t, s.u, s.conf, cfg.x0_keypoints_hz, s.fps)
         s = dataclasses.replace(s, joints=j)
-    if cfg.supervision == "2d" and cfg.size_gauge:
+    if lifted and cfg.size_gauge:
         s = to_body_size(s)
     if cfg.x0_smoothing > 0:
         j = gaussian_filter1d(s.joints, cfg.x0_smoothing, axis=0, mode="nearest")

@@ -8,7 +8,6 @@ clip guided by its keypoints and camera under the checkpoint's own 2D loss.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -164,9 +163,9 @@ class VideoMDM:
             length sampled as one batch.
         """
         cfg = self.train_config
-        # the clip prepared as the model's x0 was (keypoint-consistent, gauged, smoothed): the
-        # windows' canonical frames and the start for strength < 1 come from it
-        gauged = training_motion(sample, dataclasses.replace(cfg, supervision="2d"))
+        # the (lifted) clip prepared as a lifted x0 is for training (keypoint-consistent,
+        # gauged, smoothed): the windows' canonical frames and the start for strength < 1
+        gauged = training_motion(sample, cfg, lifted=True)
         win = cut_windows(
             gauged.joints, gauged.u, gauged.conf, gauged.R, gauged.t, cfg.window, cfg.fps
         )

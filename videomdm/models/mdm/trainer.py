@@ -90,7 +90,7 @@ def diffusion_loss(
         total = total + loss / k
         logs = {name: logs.get(name, 0.0) + v / k for name, v in terms.items()}
         if i + 1 < k:  # DDIM to the next step from x0_hat and the implied noise
-            eps = scheduler.convert(z0_hat, zt, chain[:, i], "x0", "epsilon")
+            eps = scheduler.convert(z0_hat, zt, ti, "x0", "epsilon")
             zt = scheduler.add_noise(z0_hat, eps, chain[:, i + 1]).detach()
     return total, logs
 
@@ -163,7 +163,8 @@ class Trainer:
             raise ValueError(f"no usable training samples ({dict(self.dropped)} dropped)")
         kept_ids = {id(k) for k in kept}
         keep = [i for i, s in enumerate(samples) if id(s) in kept_ids]
-        self.samples = [training_motion(s, cfg) for s in kept]
+        # 2D supervision trains on lifted clips; 3D on ground truth
+        self.samples = [training_motion(s, cfg, cfg.supervision == "2d") for s in kept]
         self.cond = np.asarray(cond)[keep]
         self.lengths = np.array([len(s.joints) for s in kept])
         self.cfg, self.model_cfg = cfg, model_cfg
@@ -189,8 +190,8 @@ class Trainer:
             self.raw_model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
         )
         self.scheduler = Scheduler(self.diffusion_cfg).to(self.device)
-        if cfg.t_star:  # a t* that does not fit the schedule fails here, not at the first step
-            _bucket_size(cfg, self.scheduler.num_train_steps)
+        # steps per t* bucket (0: no t* schedule); a t* that does not fit fails here
+        self.t_star_bucket = _bucket_size(cfg, self.scheduler.num_train_steps) if cfg.t_star else 0
         self.step = 0
         self.history: list[dict[str, float]] = []
 
@@ -211,10 +212,9 @@ class Trainer:
         batches instead get ``(n, K)`` chains, one random step in each of K equal buckets below
         the effective t*, decreasing (the release's "multistep_b1_e1_d1", DESIGN.md), and the
         other batches a step above it."""
-        steps, cfg = self.scheduler.num_train_steps, self.cfg
-        if not cfg.t_star:
+        steps, size, k = self.scheduler.num_train_steps, self.t_star_bucket, self.cfg.t_star_buckets
+        if not size:
             return torch.randint(0, steps, (n,), generator=gen)
-        size, k = _bucket_size(cfg, steps), cfg.t_star_buckets
         if torch.rand((), generator=gen) >= size * k / steps:  # the release's share: t*_eff / T
             return torch.randint(size * k, steps, (n,), generator=gen)
         return torch.arange(k - 1, -1, -1) * size + torch.randint(0, size, (n, k), generator=gen)

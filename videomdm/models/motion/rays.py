@@ -96,6 +96,6 @@ def keypoint_consistent(
     passes into the result as it is; smooth it over time afterwards."""
     cam = np.asarray(joints, np.float64) @ np.asarray(R).T + t
     cam = fit_depth(cam, u, conf, depth_hz, fps).astype(np.float64)
-    seen = np.asarray(conf) > 0
-    cam = np.where(seen[..., None], snap_to_rays(cam, np.where(seen[..., None], u, np.nan)), cam)
+    seen = np.asarray(conf)[..., None] > 0
+    cam = snap_to_rays(cam, np.where(seen, u, np.nan))  # an unseen joint stays where it is
     return ((cam - t) @ np.asarray(R)).astype(np.asarray(joints).dtype)
