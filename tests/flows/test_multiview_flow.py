@@ -24,22 +24,28 @@ FRAMES = 24  # 0.4 s at 60 fps: 12 frames per clip at 30 fps
 
 @pytest.fixture(scope="module")
 def short_recording(assets, tmp_path_factory) -> Path:
-    """The first FRAMES frames of each view (re-encoded) beside the real calibration."""
+    """The first FRAMES frames of each view (re-encoded) and the real calibration, laid out
+    as a Pose2Sim project (``videos/``, ``calibration/``); cam01 is cut to 1080 of the
+    calibrated 1088 pixels across, as Pose2Sim's single-person demo ships two of its views."""
     src = assets / "multiview" / "pose2sim_multiperson"
     if not src.exists():
         pytest.skip(f"{src} is absent")
     dst = tmp_path_factory.mktemp("multiview") / "recording"
-    dst.mkdir()
-    shutil.copy(src / "Calib.qca.txt", dst / "Calib.qca.txt")
+    (dst / "videos").mkdir(parents=True)
+    (dst / "calibration").mkdir()
+    shutil.copy(src / "Calib.qca.txt", dst / "calibration" / "Calib.qca.txt")
     for video in sorted(src.glob("cam*.mp4")):
-        with av.open(str(video)) as inp, av.open(str(dst / video.name), "w") as out:
+        width = 1080 if video.stem == "cam01" else 1088
+        with av.open(str(video)) as inp, av.open(str(dst / "videos" / video.name), "w") as out:
             stream = out.add_stream("mpeg4", rate=60)
-            stream.width, stream.height, stream.pix_fmt = 1088, 1920, "yuv420p"
+            stream.width, stream.height, stream.pix_fmt = width, 1920, "yuv420p"
             stream.options = {"qscale": "2"}
             for i, frame in enumerate(inp.decode(video=0)):
                 if i == FRAMES:
                     break
-                out.mux(stream.encode(frame.reformat(format="yuv420p")))
+                rgb = frame.to_ndarray(format="rgb24")[:, :width]
+                cut = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+                out.mux(stream.encode(cut.reformat(format="yuv420p")))
             out.mux(stream.encode(None))
     return dst
 
@@ -141,3 +147,22 @@ def test_bad_inputs_give_one_line_naming_the_file(assets, tmp_path, monkeypatch)
     shutil.copytree(recording, extra)
     (extra / "phone.mp4").touch()
     assert "phone.mp4: no camera 'phone' in" in run(extra)
+
+
+def test_a_view_must_have_its_calibrated_size(assets):
+    """A codec's crop of its padded size (1080 shown of 1088 coded) keeps the calibration's
+    pixels; any other size is one error naming the video."""
+    from videomdm.errors import UserError
+    from videomdm.models.motion.calibration import load_calibration
+    from videomdm.tasks.multiview import check_video_size
+
+    cam = load_calibration(assets / "multiview" / "pose2sim_multiperson" / "Calib.qca.txt")["cam01"]
+    video = {"uri": "/data/cam01.mp4", "width": 1088, "height": 1920, "rotation": 0}
+    check_video_size(video, cam)
+    check_video_size(video | {"width": 1080}, cam)
+    check_video_size(video | {"width": 1920, "height": 1080, "rotation": 90}, cam)  # upright
+    for bad in ({"width": 1072}, {"width": 1100}, {"width": 1920, "height": 1088}):
+        with pytest.raises(
+            UserError, match=r"^/data/cam01.mp4: \d+x\d+, calibrated for 1088x1920$"
+        ):
+            check_video_size(video | bad, cam)

@@ -38,10 +38,18 @@ CALIBRATION_PATTERNS = ("*.qca.txt", "calib*.toml", "Calib*.toml", "calib*.json"
 
 @task(cache_policy=NO_CACHE)
 def find_calibration(directory: str) -> str:
-    """The one calibration file in ``directory``."""
+    """The one calibration file in ``directory`` or its ``calibration/`` folder (a Pose2Sim
+    project's layout: ``videos/``, ``calibration/Calib.qca.txt``)."""
     if not Path(directory).is_dir():
         raise UserError(f"{directory}: no such folder")
-    found = sorted({p for pat in CALIBRATION_PATTERNS for p in Path(directory).glob(pat)})
+    found = sorted(
+        {
+            p
+            for folder in (Path(directory), Path(directory) / "calibration")
+            for pat in CALIBRATION_PATTERNS
+            for p in folder.glob(pat)
+        }
+    )
     if len(found) != 1:
         what = "no" if not found else f"{len(found)} ({', '.join(p.name for p in found)})"
         raise UserError(
@@ -100,14 +108,25 @@ def load_views(
         tracks, frames, kp = track_keypoints(
             lake, v["video_id"], latest_extractor(lake, v["video_id"])
         )
-        size = upright_size(v["width"], v["height"], v["rotation"] or 0)
-        if size != (cam.intrinsics.width, cam.intrinsics.height):
-            k = cam.intrinsics
-            raise UserError(f"{v['uri']}: {size[0]}x{size[1]}, calibrated for {k.width}x{k.height}")
+        check_video_size(v, cam)
         views.append(
             ViewTracks.from_rows(name, cam, v["fps"], v["frame_count"], tracks, frames, kp)
         )
     return views
+
+
+def check_video_size(video: dict[str, Any], cam: CameraModel) -> None:
+    """The video's upright size must be the calibrated one; a few pixels less on a side (up to
+    one 16-pixel macroblock) is a codec's cropping of its padded coded size (1080 shown of 1088
+    coded), so the pixels keep the calibration's coordinates and it is only logged."""
+    w, h = upright_size(video["width"], video["height"], video["rotation"] or 0)
+    k = cam.intrinsics
+    if (w, h) == (k.width, k.height):
+        return
+    if 0 <= k.width - w < 16 and 0 <= k.height - h < 16:
+        log.info("%s: %dx%d, calibrated %dx%d (codec crop)", video["uri"], w, h, k.width, k.height)
+        return
+    raise UserError(f"{video['uri']}: {w}x{h}, calibrated for {k.width}x{k.height}")
 
 
 @task(cache_policy=NO_CACHE)

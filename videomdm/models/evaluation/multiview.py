@@ -8,7 +8,8 @@ from the other calibrated views.
    truth) at the evaluated view's frame times, in its camera frame.
 3. ``truth_quality``: how good that truth is: its reprojection error in the views it came
    from, the error of its projection into the evaluated view against that view's detections
-   (the real detector's error, up to the truth's own), and how stable its bone lengths are.
+   (the real detector's error, up to the truth's own), how stable its bone lengths are, and
+   how far it moves when another view is left out instead (a floor under any score).
 Scoring a prediction against the truth is ``pose_scores.motion_scores``.
 """
 
@@ -23,6 +24,7 @@ import numpy as np
 import scipy.signal
 
 from videomdm.errors import UserError
+from videomdm.models.evaluation.pose_scores import motion_scores
 from videomdm.models.motion.multiview import (
     AssociationConfig,
     Person,
@@ -34,7 +36,12 @@ from videomdm.models.motion.multiview import (
     person_keypoints,
 )
 from videomdm.models.motion.skeleton import RIGID_BONES, bone_lengths
-from videomdm.models.motion.triangulation import TriangulationConfig, fix_swaps, triangulate
+from videomdm.models.motion.triangulation import (
+    TriangulationConfig,
+    fix_swaps,
+    sample_at,
+    triangulate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +151,9 @@ class TruthQuality:
     heldout_mean_px: float
     bone_std_mm: float  # median over rigid bones of the std of the bone's length over frames
     bone_cv: float  # the same as a share of the bone's median length
+    # PA-MPJPE (mm) against the same person triangulated without another view instead
+    # (``truth_consistency``): the truth's own error is at least about this / sqrt(2)
+    consistency_pa_mm: float
 
     def to_dict(self) -> dict[str, object]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -160,8 +170,33 @@ def heldout_residuals(scene: Scene, truth: Truth, min_score: float = 0.3) -> np.
     return np.where(ok[..., None], res, np.nan)
 
 
-def truth_quality(scene: Scene, truth: Truth) -> TruthQuality:
-    """Reprojection errors and bone-length stability of one truth."""
+def truth_consistency(
+    scene: Scene, truth: Truth, cfg: MultiviewConfig = MultiviewConfig()
+) -> float:
+    """Mean PA-MPJPE (mm) between ``truth`` and the person's truths that leave out another
+    view instead, at the evaluated view's frame times; NaN when there is none. Two such truths
+    share all their views but one each, so their errors are correlated and they differ less
+    than independent truths would: each truth's own error is at least about this / sqrt(2),
+    and no monocular method can be measured below that."""
+    times = np.arange(scene.views[truth.view].n_frames) - scene.offsets[truth.view]
+    errs = []
+    for w in scene.people[truth.person].views():
+        other = None if w == truth.view else truth_for_view(scene, truth.person, w, cfg)
+        if other is None:
+            continue
+        # frame k of the other truth is reference time k - offsets[w]
+        score = motion_scores(
+            sample_at(other.joints_world, times + scene.offsets[w]), truth.joints_world
+        )
+        if score.frames:
+            errs.append(score.pa_mpjpe_mm)
+    return float(np.mean(errs)) if errs else float("nan")
+
+
+def truth_quality(
+    scene: Scene, truth: Truth, cfg: MultiviewConfig = MultiviewConfig()
+) -> TruthQuality:
+    """Reprojection errors, bone-length stability and consistency of one truth."""
     held = np.linalg.norm(heldout_residuals(scene, truth), axis=-1)
     lengths = bone_lengths(truth.joints_world, RIGID_BONES)  # (F, B)
     with warnings.catch_warnings():  # a bone never triangulated (a hidden face) is NaN
@@ -179,4 +214,5 @@ def truth_quality(scene: Scene, truth: Truth) -> TruthQuality:
         heldout_mean_px=float(np.nanmean(held)),
         bone_std_mm=1000.0 * float(np.nanmedian(std)),
         bone_cv=float(np.nanmedian(std / med)),
+        consistency_pa_mm=truth_consistency(scene, truth, cfg),
     )

@@ -142,6 +142,6 @@ def evaluate_view(
             log.info("%s, person %d: no clip long enough", scene.views[view].name, person)
             continue
         truths.append(truth)
-        quality.append(truth_quality(scene, truth))
+        quality.append(truth_quality(scene, truth, cfg))
         clips += lift_view(lifter, truth, cut)
     return ViewEvaluation(scene.views[view].name, truths, quality, clips)
