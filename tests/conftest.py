@@ -80,6 +80,21 @@ def prefect_home(tmp_path_factory) -> Path:
     return home
 
 
+@pytest.fixture(autouse=True)
+def _own_prefect_server_stays_in_its_test():
+    """A command run in-process (``CliRunner``) starts its own Prefect server and points this
+    process's ``PREFECT_API_URL`` at it; a later test's subprocess must not inherit that (the
+    empty-home test then found no database of its own when run after the flow tests)."""
+    keys = ("PREFECT_API_URL", "PREFECT_UI_URL")
+    before = {k: os.environ.get(k) for k in keys}
+    yield
+    for k, v in before.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 @pytest.fixture(scope="session")
 def prefect_harness(prefect_home):
     """One real temporary Prefect server for the in-process flow tests."""
