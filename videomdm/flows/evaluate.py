@@ -14,6 +14,7 @@ from videomdm.config import get_settings, preset
 from videomdm.errors import UserError
 from videomdm.flows.context import flow_run_id
 from videomdm.flows.motion import lifter_config
+from videomdm.models.evaluation.protocol import PROTOCOL_LIFTER
 from videomdm.models.lifter.network import Lifter
 from videomdm.models.lifter.train import split_by_clip, split_by_source
 from videomdm.models.mdm.config import GuidanceConfig
@@ -165,7 +166,7 @@ def _off_domain(clips: list[MocapClip], c: EvaluationConfig) -> LifterChoice:
     assert c.target_source is not None
     others, target = split_by_source(clips, c.target_source)
     o_train, o_val = split_by_clip(others, seed=c.seed)
-    lcfg = lifter_config(c.lifter_steps)
+    lcfg = lifter_config(c.lifter_steps, PROTOCOL_LIFTER)  # the noise of the protocol's views
     lifter, _ = fit_lifter(o_train, o_val, lcfg, c.seed)
     scores = score_lifter(lifter, o_val, lcfg, c.seed)
     train, val = split_by_clip(target, seed=c.seed)

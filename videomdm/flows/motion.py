@@ -78,9 +78,10 @@ def clips_flow(
     return ClipsSummary(len(todo), total, producer)
 
 
-def lifter_config(steps: int | None = None) -> LifterConfig:
-    """The default lifter config, trained for ``steps`` when given."""
-    return LifterConfig() if steps is None else dataclasses.replace(LifterConfig(), steps=steps)
+def lifter_config(steps: int | None = None, base: LifterConfig | None = None) -> LifterConfig:
+    """``base`` (default: the default lifter config), trained for ``steps`` when given."""
+    cfg = base or LifterConfig()
+    return cfg if steps is None else dataclasses.replace(cfg, steps=steps)
 
 
 @flow(name="train-lifter")

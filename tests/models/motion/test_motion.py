@@ -320,6 +320,21 @@ def test_sampled_cameras_see_the_subject_in_front() -> None:
         cameras.sample_cameras(2, rng, distance_m=(5.0, 1.0))
 
 
+def test_rolled_cameras_turn_about_their_optical_axis() -> None:
+    """Roll keeps the camera's centre and viewing direction and tilts the image's horizon by
+    up to roll_deg; without roll the draws are those of a camera that never had it."""
+    r0, t0 = cameras.sample_cameras(300, np.random.default_rng(5))
+    r, t = cameras.sample_cameras(300, np.random.default_rng(5), roll_deg=30.0)
+    centre = lambda r, t: -np.einsum("nji,nj->ni", r, t)  # noqa: E731
+    assert np.allclose(centre(r, t), centre(r0, t0)) and np.allclose(r[:, 2], r0[:, 2])
+    assert np.allclose(np.einsum("nij,nkj->nik", r, r), np.eye(3), atol=1e-12)
+    tilt = np.degrees(np.arcsin(r[:, 0, 1]))  # image x-axis against the world's up
+    assert np.abs(tilt).max() <= 30.0 + 1e-6 and np.abs(tilt).max() > 25.0
+    assert np.allclose(r0[:, 0, 1], 0.0)  # no roll: a level horizon
+    again = cameras.sample_cameras(300, np.random.default_rng(5), roll_deg=0.0)
+    assert np.array_equal(again[0], r0) and np.array_equal(again[1], t0)
+
+
 def test_noise_model_statistics() -> None:
     rng = np.random.default_rng(4)
     clean = rng.uniform(-0.4, 0.4, size=(4000, 17, 2))

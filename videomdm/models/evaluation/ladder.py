@@ -53,8 +53,12 @@ from videomdm.models.evaluation.plausibility import (
     joint_speed,
     pairwise_distance,
 )
-from videomdm.models.evaluation.protocol import View, score_predictions, synthetic_views
-from videomdm.models.lifter.network import LifterConfig
+from videomdm.models.evaluation.protocol import (
+    PROTOCOL_LIFTER,
+    View,
+    score_predictions,
+    synthetic_views,
+)
 from videomdm.models.lifter.train import split_by_clip, split_by_source, train_lifter
 from videomdm.models.mdm.config import GuidanceConfig
 from videomdm.models.mdm.pipeline import NO_CAPTION
@@ -104,7 +108,7 @@ class LadderConfig:
         """What the shared protocol depends on (a rung's data)."""
         keys: tuple[str, ...] = ("mocap", "target_source", "train_clips", "val_clips", "cameras")
         keys += ("seed", "in_lifter_steps", "weak_lifter_steps", "encoder_steps", "n_generate")
-        return _digest({k: getattr(self, k) for k in keys})
+        return _digest({k: getattr(self, k) for k in keys} | {"lifter": PROTOCOL_LIFTER.to_dict()})
 
     def rung_key(self) -> str:
         """What a rung's result depends on: protocol, recipe, budget and scoring."""
@@ -205,11 +209,10 @@ def build_protocol(cfg: LadderConfig, text: TextEncoder | None = None) -> Ladder
     reference (about 6 minutes on one thread at the defaults)."""
     o_train, o_val, train, val = _clips(cfg)
     t0 = time.perf_counter()
+    lcfg = PROTOCOL_LIFTER
     lifters = {
-        "in": train_lifter(
-            o_train + train, o_val + val, LifterConfig(), cfg.in_lifter_steps, cfg.seed
-        )[0],
-        "weak": train_lifter(o_train, o_val, LifterConfig(), cfg.weak_lifter_steps, cfg.seed)[0],
+        "in": train_lifter(o_train + train, o_val + val, lcfg, cfg.in_lifter_steps, cfg.seed)[0],
+        "weak": train_lifter(o_train, o_val, lcfg, cfg.weak_lifter_steps, cfg.seed)[0],
     }
     log.info("lifters trained in %.0f s", time.perf_counter() - t0)
     # the same seed for each lifter: the same cameras and keypoints, lifted by each

@@ -21,7 +21,7 @@ import numpy as np
 from videomdm.models.evaluation.multiview import Scene, Truth, heldout_residuals
 from videomdm.models.motion.cameras import COCO_SIGMAS, NoiseConfig, add_2d_noise, clip_camera
 from videomdm.models.motion.multiview import at_times
-from videomdm.models.motion.skeleton import NUM_JOINTS
+from videomdm.models.motion.skeleton import FLIP_PERM, NUM_JOINTS
 from videomdm.models.motion.triangulation import fix_swaps
 
 log = logging.getLogger(__name__)
@@ -215,11 +215,14 @@ def fit_noise(
     """A ``NoiseConfig`` whose errors scale with the pose's 2D size (``body_px``: the spread
     its pixel values refer to) and match ``real``: per-joint jitter correlated over time (at
     ``fps``, the clips' frame rate), outliers, whole-body
-    and limb swaps (``body_swap_share`` of frames, as whole-body episodes), keypoints scored
+    and limb swaps (``body_swap_share`` of frames, as whole-body episodes), the same jitter
+    on both sides of the body, keypoints scored
     low at an ordinary error (a real detector's low scores do not mark wrong positions),
     and scores that say little about the
     error (they fall to ``e^-0.5`` of their top at ``score_blur`` times the jitter)."""
     sigma = np.asarray(real.sigma) * body_px  # pixels of a body spread over body_px
+    # a detector has no side: which side faced which camera is the recording's
+    sigma = (sigma + sigma[list(FLIP_PERM)]) / 2.0
     jitter = float(sigma.mean())
     return dataclasses.replace(
         base,

@@ -17,11 +17,16 @@ from typing import Any
 import numpy as np
 
 from videomdm.models.evaluation.metrics import accel_error, mpjpe, n_mpjpe, pa_mpjpe
-from videomdm.models.lifter.network import Lifter, camera_to_world, lift_many
+from videomdm.models.lifter.network import Lifter, LifterConfig, camera_to_world, lift_many
 from videomdm.models.motion.cameras import NoiseConfig, random_view
 from videomdm.models.motion.sample import MotionSample
 
 log = logging.getLogger(__name__)
+
+# The lifter of the protocols on mocap: trained on the noise its views carry (``NoiseConfig()``,
+# not the real detector's), lifting at the network's own depth (the ladder's rungs were
+# measured so; VideoMDM's training fits the depth to the keypoints itself)
+PROTOCOL_LIFTER = LifterConfig(noise=NoiseConfig(), fit_depth_hz=None)
 
 
 @dataclass(frozen=True)

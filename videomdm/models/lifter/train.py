@@ -49,16 +49,17 @@ def make_training_pairs(
     cameras_per_clip: int = 4,
     noise_cfg: NoiseConfig | None = None,
     noisy_fraction: float = 0.5,
+    roll_deg: float = 0.0,
 ) -> list[TrainingPair]:
     """Each clip's joints ``(T, 17, 3)`` (``MocapClip`` or array) seen by ``cameras_per_clip``
-    random cameras; each view gets detector noise (default ``NoiseConfig()``) with probability
-    ``noisy_fraction``."""
+    random cameras (rolled by up to ``roll_deg``); each view gets detector noise (default
+    ``NoiseConfig()``) with probability ``noisy_fraction``."""
     noise_cfg = noise_cfg or NoiseConfig()
     pairs = []
     for i, clip in enumerate(clips):
         joints = np.asarray(getattr(clip, "joints", clip), dtype=np.float64)
         for _ in range(cameras_per_clip):
-            R, t = clip_camera(joints, rng)  # noqa: N806
+            R, t = clip_camera(joints, rng, roll_deg)  # noqa: N806
             cam = joints @ R.T + t  # (T, 17, 3)
             u, _ = project(cam)
             noisy = bool(rng.random() < noisy_fraction)
@@ -213,11 +214,13 @@ def _train(
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     pairs = make_training_pairs(
-        train_clips, rng, cfg.cameras_per_clip, cfg.noise, cfg.noisy_fraction
+        train_clips, rng, cfg.cameras_per_clip, cfg.noise, cfg.noisy_fraction, cfg.roll_deg
     )
     sources = [getattr(c, "source", "") for c in train_clips]
     data = _stack(pairs, sources, cfg.source_balance, cfg)
-    val = make_training_pairs(val_clips, np.random.default_rng(seed + 1), 1, cfg.noise, 0.5)
+    val = make_training_pairs(
+        val_clips, np.random.default_rng(seed + 1), 1, cfg.noise, 0.5, cfg.roll_deg
+    )
     model = Lifter(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     # OneCycleLR divides by the length of its warm-up phase (pct_start * total - 1 steps): at
