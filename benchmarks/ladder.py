@@ -24,16 +24,13 @@ from pathlib import Path
 import torch
 
 from videomdm.models.evaluation.ladder import (
-    RUNGS,
-    LadderConfig,
-    LadderData,
     LadderResult,
-    RungResult,
     build_protocol,
     read_rungs,
     run_ladder,
     write_rung,
 )
+from videomdm.models.evaluation.ladder_config import RUNGS, LadderConfig, LadderData, RungResult
 from videomdm.models.evaluation.ladder_recipes import RECIPES
 from videomdm.models.evaluation.ladder_scores import table
 from videomdm.models.viz.plots import plot_ladder

@@ -48,7 +48,7 @@ def mocap(assets) -> list:
 @pytest.fixture(scope="session")
 def tiny_ladder(assets):
     """A ``LadderConfig`` of rungs R0 and R1 at a budget of seconds (plumbing, not numbers)."""
-    from videomdm.models.evaluation.ladder import LadderConfig
+    from videomdm.models.evaluation.ladder_config import LadderConfig
 
     return LadderConfig(
         mocap=str(assets / "mocap"),

@@ -355,7 +355,7 @@ def _evaluate_ladder(
     fmt: OutFormat,
 ) -> None:
     from videomdm.flows.ladder import LadderRequest, ladder_configs
-    from videomdm.models.evaluation.ladder import RUNGS, LadderConfig
+    from videomdm.models.evaluation.ladder_config import RUNGS, LadderConfig
 
     if len(mocap) != 1:
         raise typer.BadParameter("--ladder takes one --mocap folder")

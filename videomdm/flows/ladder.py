@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from prefect import flow
 
 from videomdm.errors import UserError
-from videomdm.models.evaluation.ladder import LadderConfig, LadderData, RungResult
+from videomdm.models.evaluation.ladder_config import LadderConfig, LadderData, RungResult
 from videomdm.models.evaluation.ladder_recipes import RECIPES
 from videomdm.tasks.ladder import ladder_protocol, stored_rungs, train_rungs, write_ladder_report
 

@@ -11,15 +11,8 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from videomdm.models.evaluation.ladder import (
-    LadderConfig,
-    LadderData,
-    RungResult,
-    build_protocol,
-    read_rungs,
-    run_ladder,
-    write_rung,
-)
+from videomdm.models.evaluation.ladder import build_protocol, read_rungs, run_ladder, write_rung
+from videomdm.models.evaluation.ladder_config import LadderConfig, LadderData, RungResult
 from videomdm.models.evaluation.ladder_scores import table
 from videomdm.models.viz.plots import plot_ladder
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from videomdm.models.evaluation import ladder as ladder_mod
-from videomdm.models.evaluation.ladder import LadderConfig, RungResult
+from videomdm.models.evaluation.ladder_config import LadderConfig, RungResult
 from videomdm.models.evaluation.ladder_recipes import RECIPES
 from videomdm.models.evaluation.ladder_scores import COLUMNS
 from videomdm.models.motion.cameras import project

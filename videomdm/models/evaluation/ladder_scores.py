@@ -8,12 +8,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
 from videomdm.models.evaluation.generation import diversity, embed, frechet_distance, load_encoder
+from videomdm.models.evaluation.ladder_config import LadderConfig, LadderData, RungResult
 from videomdm.models.evaluation.plausibility import (
     bone_length_variation,
     joint_speed,
@@ -27,9 +28,6 @@ from videomdm.models.mdm.schedulers import Scheduler
 from videomdm.models.mdm.text_encoder import TextEncoder
 from videomdm.models.motion.features import canonicalize, features_to_joints, joints_to_features
 from videomdm.models.motion.skeleton import body_size_factor
-
-if TYPE_CHECKING:
-    from videomdm.models.evaluation.ladder import LadderConfig, LadderData, RungResult
 
 
 class _FixedText(TextEncoder):

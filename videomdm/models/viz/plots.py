@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from videomdm.models.evaluation.ladder import RungResult  # noqa: E402
+from videomdm.models.evaluation.ladder_config import RungResult  # noqa: E402
 from videomdm.models.evaluation.protocol import View, to_camera  # noqa: E402
 from videomdm.models.viz.animation import animate_motions  # noqa: E402
 from videomdm.models.viz.player import Motion, write_player  # noqa: E402
