@@ -23,10 +23,10 @@ from videomdm.models.motion.sample import MotionSample
 
 log = logging.getLogger(__name__)
 
-# The lifter of the protocols on mocap: trained on the noise its views carry (``NoiseConfig()``,
-# not the real detector's), lifting at the network's own depth (the ladder's rungs were
-# measured so; VideoMDM's training fits the depth to the keypoints itself)
-PROTOCOL_LIFTER = LifterConfig(noise=NoiseConfig(), fit_depth_hz=None)
+# The lifter of the protocols on mocap: trained on what its views are (``NoiseConfig()``, not
+# the real detector's noise; cameras without roll), lifting at the network's own depth (the
+# ladder's rungs were measured so; VideoMDM's training fits the depth to the keypoints itself)
+PROTOCOL_LIFTER = LifterConfig(noise=NoiseConfig(), fit_depth_hz=None, roll_deg=0.0)
 
 
 @dataclass(frozen=True)

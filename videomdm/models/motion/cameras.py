@@ -227,7 +227,7 @@ class NoiseConfig:
 # views, ``benchmarks/multiview_noise.py`` -> ``fit_noise``), rounded: errors twice the
 # default's, relative to the person's size, correlated over 1/4 s, 5% outliers, 9% missed,
 # 5% of frames mirrored, scores that barely follow the error. A lifter trained on it scored
-# PA-MPJPE 7.5% better than on the default on a second recording held out from the fit
+# PA-MPJPE 7.4% better than on the default on a second recording held out from the fit
 # (Pose2Sim's single-person demo; docs/multiview.md).
 DETECTOR_NOISE = NoiseConfig(
     jitter_px=7.5,
