@@ -147,6 +147,10 @@ def test_bad_inputs_give_one_line_naming_the_file(assets, tmp_path, monkeypatch)
     shutil.copytree(recording, extra)
     (extra / "phone.mp4").touch()
     assert "phone.mp4: no camera 'phone' in" in run(extra)
+    # a sound folder: what is missing in the lake or the options fails before a video is read
+    assert "no view 'cam09'; the views are" in run(recording, "--view", "cam09")
+    assert "no trained lifter in the lake" in run(recording)
+    assert "--lifter 'nope' is neither a checkpoint file" in run(recording, "--lifter", "nope")
 
 
 def test_a_view_must_have_its_calibrated_size(assets):

@@ -90,16 +90,18 @@ def evaluate_multiview_flow(req: MultiviewRequest, lake: str | None = None) -> M
     calibration = req.calibration or find_calibration(req.directory)
     cameras = read_calibration(calibration)
     check_views(req.directory, cameras, calibration)
+    unknown = sorted(set(req.views) - set(cameras))
+    if unknown:
+        raise UserError(f"no view {unknown[0]!r}; the views are {list(cameras)}")
+    # a missing lifter or model fails before the videos are read
+    lifter, lifter_name = choose_lifter(lk, req.lifter)
+    model = load_model(lk, req.model, get_settings().resolved_device()) if req.model else None
     collection = req.collection or f"multiview-{Path(req.directory).resolve().name}"
     ingest_flow(req.directory, collection, lake=lk.root)
     extract_flow(collection=collection, lake=lk.root)
     views = load_views(lk, collection, cameras, calibration)
     scene = make_scene(views, req.config)
     wanted = req.views or tuple(v.name for v in scene.views)
-    for name in wanted:
-        scene.view_index(name)  # an unknown view fails before any work
-    lifter, lifter_name = choose_lifter(lk, req.lifter)
-    model = load_model(lk, req.model, get_settings().resolved_device()) if req.model else None
     clip_cfg = ClipConfig(min_frames=req.min_frames)
     evaluations, rows, pictures = [], [], {}
     for name in wanted:
