@@ -20,7 +20,7 @@ from videomdm.errors import UserError
 from videomdm.flows.context import flow_run_id
 from videomdm.flows.extract import extract_flow
 from videomdm.flows.ingest import ingest_flow
-from videomdm.models.evaluation.multiview import MultiviewConfig, Scene
+from videomdm.models.evaluation.multiview import MultiviewConfig, Scene, view_index
 from videomdm.models.evaluation.multiview_lift import PersonScore, ViewEvaluation
 from videomdm.models.evaluation.pose_scores import mean_scores
 from videomdm.models.mdm.config import GuidanceConfig
@@ -90,9 +90,8 @@ def evaluate_multiview_flow(req: MultiviewRequest, lake: str | None = None) -> M
     calibration = req.calibration or find_calibration(req.directory)
     cameras = read_calibration(calibration)
     check_views(req.directory, cameras, calibration)
-    unknown = sorted(set(req.views) - set(cameras))
-    if unknown:
-        raise UserError(f"no view {unknown[0]!r}; the views are {list(cameras)}")
+    for name in req.views:
+        view_index(list(cameras), name)  # an unknown view fails before any work
     # a missing lifter or model fails before the videos are read
     lifter, lifter_name = choose_lifter(lk, req.lifter)
     model = load_model(lk, req.model, get_settings().resolved_device()) if req.model else None

@@ -17,7 +17,6 @@ from videomdm.models.lifter import train as lt
 from videomdm.models.motion import clips as clipmod
 from videomdm.models.motion.cameras import Intrinsics, project, sample_cameras, to_normalised
 from videomdm.models.motion.mocap import MocapClip, load_mocap_file
-from videomdm.models.motion.rays import fit_depth
 from videomdm.models.motion.skeleton import root
 
 ASSETS = Path(os.environ["VIDEOMDM_ASSETS"])
@@ -216,22 +215,6 @@ def test_camera_to_world_recovers_up_and_floor(small_mocap) -> None:
         assert abs(np.percentile(world[:, 15:17, 1].min(1), 10) - 0.08) < 0.02
         assert np.allclose(root(world[0])[[0, 2]], 0.0, atol=1e-9)
         assert 0.6 < root(world)[:, 1].mean() < 1.1
-
-
-def test_fit_depth_moves_the_body_until_its_projection_has_the_keypoints_size(small_mocap):
-    joints = small_mocap[0][0].joints[:60].astype(np.float64)
-    R, t = sample_cameras(1, np.random.default_rng(3), distance_m=(4.0, 4.0))  # noqa: N806
-    cam = joints @ R[0].T + t[0]
-    u, _ = project(cam)
-    conf = np.full(u.shape[:2], 0.9)
-    far = cam - root(cam)[:, None] + 1.2 * root(cam)[:, None]  # the same body 20% farther
-    fixed = fit_depth(far, u, conf, smooth_hz=100.0)
-    np.testing.assert_allclose(root(fixed), root(cam), rtol=0.03)
-    np.testing.assert_allclose(fixed - root(fixed)[:, None], cam - root(cam)[:, None], atol=1e-5)
-    wobbly = far.copy()
-    wobbly[::2] += root(far)[::2, None] * 0.2  # depth jumping 20% every other frame
-    smooth = fit_depth(wobbly, u, conf, smooth_hz=1.0)
-    assert np.abs(np.diff(root(smooth)[:, 2])).max() < 0.05
 
 
 def test_confidence_can_be_left_out_of_the_input():

@@ -1,5 +1,6 @@
-"""Calibration files, triangulation, track association and frame offsets: on the real
-Qualisys calibration of the multi-view recording, with real mocap seen by its cameras."""
+"""Calibration files, triangulation, track association, frame offsets and the truth's
+consistency: on the real Qualisys calibration of the multi-view recording, with real mocap
+seen by its cameras."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import numpy as np
 import pytest
 
+from videomdm.models.evaluation.multiview import build_scene, truth_consistency, truth_for_view
 from videomdm.models.motion.calibration import CalibrationError, camera_for, load_calibration
 from videomdm.models.motion.multiview import (
     Person,
@@ -207,3 +209,24 @@ def test_tracks_are_associated_across_views_and_offsets_found(cams, walk):
     kps = [person_keypoints(views, p) for p in found]
     offsets = find_offsets(cams, kps)
     assert offsets.tolist() == shifts
+
+
+def test_consistency_is_a_floor_that_grows_with_the_detections_noise(cams, walk):
+    """One person seen by every camera: the truth of one view against the truths that leave
+    out another view instead."""
+    floors = []
+    for noise in (0.0, 3.0, 12.0):
+        rng = np.random.default_rng(0) if noise else None
+        kps = _seen(cams, walk, rng, noise)
+        frames = np.arange(len(walk))
+        views = [
+            ViewTracks.from_rows(c.name, c, 60.0, len(walk), 0 * frames, frames, k)
+            for c, k in zip(cams, kps, strict=True)
+        ]
+        scene = build_scene(views)
+        assert scene.offsets.tolist() == [0, 0, 0, 0]
+        truth = truth_for_view(scene, 0, 0)
+        assert truth is not None
+        floors.append(truth_consistency(scene, truth))
+    assert floors[0] < 1.0  # exact detections: every subset of views gives the same body
+    assert floors[0] < floors[1] < floors[2] and floors[2] > 10.0

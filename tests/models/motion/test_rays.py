@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from videomdm.models.motion.cameras import project, sample_cameras
-from videomdm.models.motion.rays import keypoint_consistent, snap_to_rays
+from videomdm.models.motion.rays import fit_depth, keypoint_consistent, snap_to_rays
 from videomdm.models.motion.skeleton import root
 
 
@@ -42,3 +42,19 @@ def test_a_missing_keypoint_leaves_its_joint_where_it_is():
     out = snap_to_rays(x, u)
     np.testing.assert_allclose(out[0], [0.0, 0.0, 4.0])  # nearest point of the optical axis
     np.testing.assert_allclose(out[1], x[1])
+
+
+def test_fit_depth_moves_the_body_until_its_projection_has_the_keypoints_size(mocap):
+    joints = mocap[0][:60].astype(np.float64)
+    R, t = sample_cameras(1, np.random.default_rng(3), distance_m=(4.0, 4.0))  # noqa: N806
+    cam = joints @ R[0].T + t[0]
+    u, _ = project(cam)
+    conf = np.full(u.shape[:2], 0.9)
+    far = cam - root(cam)[:, None] + 1.2 * root(cam)[:, None]  # the same body 20% farther
+    fixed = fit_depth(far, u, conf, smooth_hz=100.0)
+    np.testing.assert_allclose(root(fixed), root(cam), rtol=0.03)
+    np.testing.assert_allclose(fixed - root(fixed)[:, None], cam - root(cam)[:, None], atol=1e-5)
+    wobbly = far.copy()
+    wobbly[::2] += root(far)[::2, None] * 0.2  # depth jumping 20% every other frame
+    smooth = fit_depth(wobbly, u, conf, smooth_hz=1.0)
+    assert np.abs(np.diff(root(smooth)[:, 2])).max() < 0.05

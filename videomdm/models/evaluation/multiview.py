@@ -68,10 +68,14 @@ class Scene:
     keypoints: tuple[tuple[np.ndarray, ...], ...]  # per person, per view: (F_v, 17, 3)
 
     def view_index(self, name: str) -> int:
-        names = [v.name for v in self.views]
-        if name not in names:
-            raise UserError(f"no view {name!r}; the views are {names}")
-        return names.index(name)
+        return view_index([v.name for v in self.views], name)
+
+
+def view_index(names: Sequence[str], name: str) -> int:
+    """The index of view ``name`` among ``names``; one error naming the views otherwise."""
+    if name not in names:
+        raise UserError(f"no view {name!r}; the views are {list(names)}")
+    return list(names).index(name)
 
 
 def build_scene(views: Sequence[ViewTracks], cfg: MultiviewConfig = MultiviewConfig()) -> Scene:

@@ -214,12 +214,11 @@ def fit_noise(
 ) -> NoiseConfig:
     """A ``NoiseConfig`` whose errors scale with the pose's 2D size (``body_px``: the spread
     its pixel values refer to) and match ``real``: per-joint jitter correlated over time (at
-    ``fps``, the clips' frame rate), outliers, whole-body
-    and limb swaps (``body_swap_share`` of frames, as whole-body episodes), the same jitter
-    on both sides of the body, keypoints scored
-    low at an ordinary error (a real detector's low scores do not mark wrong positions),
-    and scores that say little about the
-    error (they fall to ``e^-0.5`` of their top at ``score_blur`` times the jitter)."""
+    ``fps``, the clips' frame rate), the same on both sides of the body; outliers; whole-body
+    and limb swaps (``body_swap_share`` of frames, as whole-body episodes); keypoints scored
+    low at an ordinary error (a real detector's low scores do not mark wrong positions); and
+    scores that say little about the error (they fall to ``e^-0.5`` of their top at
+    ``score_blur`` times the jitter)."""
     sigma = np.asarray(real.sigma) * body_px  # pixels of a body spread over body_px
     # a detector has no side: which side faced which camera is the recording's
     sigma = (sigma + sigma[list(FLIP_PERM)]) / 2.0

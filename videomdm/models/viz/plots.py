@@ -72,7 +72,11 @@ def plot_ladder(rungs: Sequence[RungResult], path: Path) -> Path:
     """Bars per rung: x0 error at t = 2 (with the copy baseline), within-prompt diversity
     (with the real held-out clips' value) and, where scored, the reconstruction MPJPE of the
     weak lifter's views (with the lifter's own)."""
-    labels = [f"{r.recipe}\n{r.rung}" for r in rungs]
+
+    def label(r: RungResult) -> str:
+        return f"{r.recipe}\n{r.rung}"
+
+    labels = [label(r) for r in rungs]
     recon = "recon_weak_mpjpe_mm"
     scored = [r for r in rungs if recon in r.metrics]
     n = 3 if scored else 2
@@ -89,7 +93,7 @@ def plot_ladder(rungs: Sequence[RungResult], path: Path) -> Path:
     if scored:
         c = axes[2]
         c.bar(
-            [f"{r.recipe}\n{r.rung}" for r in scored],
+            [label(r) for r in scored],
             [r.metrics[recon] for r in scored],
             color="tab:green",
         )
