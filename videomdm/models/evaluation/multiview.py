@@ -66,6 +66,11 @@ class Scene:
     people: tuple[Person, ...]
     offsets: np.ndarray  # (V,) frame f of view v shows reference time f - offsets[v]
     keypoints: tuple[tuple[np.ndarray, ...], ...]  # per person, per view: (F_v, 17, 3)
+    # (person, view, config) -> Truth: each view's evaluation and every other view's
+    # consistency check ask for the same truths (``truth_for_view``), triangulated once
+    truths: dict[tuple[int, int, MultiviewConfig], Truth | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def view_index(self, name: str) -> int:
         return view_index([v.name for v in self.views], name)
@@ -108,7 +113,14 @@ def truth_for_view(
     scene: Scene, person: int, view: int, cfg: MultiviewConfig = MultiviewConfig()
 ) -> Truth | None:
     """``person`` triangulated from every other view that sees it, at ``view``'s frames; None
-    when fewer than ``cfg.min_truth_views`` other views see it."""
+    when fewer than ``cfg.min_truth_views`` other views see it. Kept in ``scene.truths``."""
+    key = (person, view, cfg)
+    if key not in scene.truths:
+        scene.truths[key] = _triangulate_truth(scene, person, view, cfg)
+    return scene.truths[key]
+
+
+def _triangulate_truth(scene: Scene, person: int, view: int, cfg: MultiviewConfig) -> Truth | None:
     sources = tuple(v for v in scene.people[person].views() if v != view)
     if len(sources) < cfg.min_truth_views:
         return None
